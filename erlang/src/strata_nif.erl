@@ -1,0 +1,131 @@
+%%% @doc The NIF library: thin adapters over the Rust core (native/strata_nif).
+%%%
+%%% Calls without a `_dirty' suffix run on normal schedulers and never block: when they would
+%%% have to wait (data not in cache, a busy partition, a write stall, a full queue) they return
+%%% `would_block' and the caller repeats the call through its `_dirty' twin, which runs on a
+%%% dirty IO scheduler. Use {@link strata_store}, which does this; these functions are its
+%%% building blocks.
+-module(strata_nif).
+
+-export([open/2, close/1, partition_of/2, info/1,
+         get/2, get_dirty/2, get_versioned/3, get_versioned_dirty/3, snapshot/1,
+         commit/3, commit_dirty/3, commit_sync/4, commit_sync_dirty/4,
+         scan/7, scan_dirty/7,
+         log_since/4, last_seq/2, truncate_log/2, backup/2,
+         encode_key/1, decode_key/1]).
+
+-on_load(load/0).
+
+-export_type([store/0, snapshot/0, bound/0, write/0]).
+
+-type store() :: reference().
+-type snapshot() :: reference().
+-type bound() :: unbounded | {incl, term()} | {excl, term()} | {'after' | before, binary()}.
+-type write() :: {put, term(), term()} | {delete, term()}.
+-type error() :: {error, term()}.
+
+-define(NOT_LOADED, erlang:nif_error({not_loaded, ?MODULE})).
+
+load() ->
+    Dir = case code:priv_dir(strata) of
+              {error, bad_name} ->
+                  filename:join(filename:dirname(filename:dirname(code:which(?MODULE))), "priv");
+              D -> D
+          end,
+    erlang:load_nif(filename:join(Dir, "libstrata_nif"), 0).
+
+%% @doc Opens (creating if needed) a store in `Path'. Options: `partitions',
+%% `block_cache_bytes', `write_buffer_bytes'.
+-spec open(string(), map()) -> {ok, store()} | error().
+open(_Path, _Opts) -> ?NOT_LOADED.
+
+%% @doc Closes the store; later calls on it answer `{error, closed}'.
+-spec close(store()) -> ok.
+close(_Store) -> ?NOT_LOADED.
+
+%% @doc The partition a key belongs to.
+-spec partition_of(store(), term()) -> non_neg_integer() | error().
+partition_of(_Store, _Key) -> ?NOT_LOADED.
+
+%% @doc The partition count and engine statistics.
+-spec info(store()) -> [{atom(), non_neg_integer()}] | error().
+info(_Store) -> ?NOT_LOADED.
+
+%% @doc Reads a key from memory only.
+-spec get(store(), term()) -> {ok, term()} | would_block | error().
+get(_Store, _Key) -> ?NOT_LOADED.
+
+%% @doc Reads a key, from disk if needed.
+-spec get_dirty(store(), term()) -> {ok, term()} | error().
+get_dirty(_Store, _Key) -> ?NOT_LOADED.
+
+%% @doc Reads a key and its version as of a snapshot, from memory only.
+-spec get_versioned(store(), snapshot() | latest, term()) ->
+          {ok, term(), non_neg_integer()} | {not_found, non_neg_integer()} | would_block | error().
+get_versioned(_Store, _Snap, _Key) -> ?NOT_LOADED.
+
+%% @doc Reads a key and its version as of a snapshot, from disk if needed.
+-spec get_versioned_dirty(store(), snapshot() | latest, term()) ->
+          {ok, term(), non_neg_integer()} | {not_found, non_neg_integer()} | error().
+get_versioned_dirty(_Store, _Snap, _Key) -> ?NOT_LOADED.
+
+%% @doc A consistent read view of the store.
+-spec snapshot(store()) -> snapshot() | error().
+snapshot(_Store) -> ?NOT_LOADED.
+
+%% @doc Validates read versions and applies writes atomically (async durability), without
+%% waiting.
+-spec commit(store(), [{term(), non_neg_integer()}], [write()]) -> ok | would_block | error().
+commit(_Store, _Reads, _Writes) -> ?NOT_LOADED.
+
+%% @doc {@link commit/3}, waiting for locks and write stalls.
+-spec commit_dirty(store(), [{term(), non_neg_integer()}], [write()]) -> ok | error().
+commit_dirty(_Store, _Reads, _Writes) -> ?NOT_LOADED.
+
+%% @doc Queues a commit for the group-commit writer (sync durability); the outcome arrives as
+%% `{strata_commit, Tag, ok | {error, Reason}}'.
+-spec commit_sync(store(), [{term(), non_neg_integer()}], [write()], term()) ->
+          ok | would_block | error().
+commit_sync(_Store, _Reads, _Writes, _Tag) -> ?NOT_LOADED.
+
+%% @doc {@link commit_sync/4}, waiting for room in the queue.
+-spec commit_sync_dirty(store(), [{term(), non_neg_integer()}], [write()], term()) ->
+          ok | error().
+commit_sync_dirty(_Store, _Reads, _Writes, _Tag) -> ?NOT_LOADED.
+
+%% @doc One page of a scan over a snapshot, from memory only.
+-spec scan(store(), snapshot(), bound(), bound(), boolean(), non_neg_integer(),
+           non_neg_integer() | undefined) ->
+          {ok, [{term(), term()}], done | binary()} | would_block | error().
+scan(_Store, _Snap, _Lo, _Hi, _Reverse, _Limit, _Partition) -> ?NOT_LOADED.
+
+%% @doc One page of a scan over a snapshot, from disk if needed.
+-spec scan_dirty(store(), snapshot(), bound(), bound(), boolean(), non_neg_integer(),
+                 non_neg_integer() | undefined) ->
+          {ok, [{term(), term()}], done | binary()} | error().
+scan_dirty(_Store, _Snap, _Lo, _Hi, _Reverse, _Limit, _Partition) -> ?NOT_LOADED.
+
+%% @doc Up to `Limit' commit-log entries of a partition after sequence `After'.
+-spec log_since(store(), non_neg_integer(), non_neg_integer(), non_neg_integer()) ->
+          {ok, [{pos_integer(), term(), put | delete}]} | error().
+log_since(_Store, _Partition, _After, _Limit) -> ?NOT_LOADED.
+
+%% @doc The last sequence number of a partition.
+-spec last_seq(store(), non_neg_integer()) -> non_neg_integer() | error().
+last_seq(_Store, _Partition) -> ?NOT_LOADED.
+
+%% @doc Keeps only the last `Keep' log entries of each partition.
+-spec truncate_log(store(), pos_integer()) -> {ok, non_neg_integer()} | error().
+truncate_log(_Store, _Keep) -> ?NOT_LOADED.
+
+%% @doc Writes a checkpoint of the store into a new directory.
+-spec backup(store(), string()) -> ok | error().
+backup(_Store, _Dir) -> ?NOT_LOADED.
+
+%% @doc The order-preserving encoding of a term.
+-spec encode_key(term()) -> {ok, binary()} | error().
+encode_key(_Key) -> ?NOT_LOADED.
+
+%% @doc The term an encoding came from.
+-spec decode_key(binary()) -> {ok, term()} | error().
+decode_key(_Bin) -> ?NOT_LOADED.

@@ -1,0 +1,221 @@
+%%% @doc The engine: the owner of the node's store and the interface everything above uses.
+%%%
+%%% One process owns the open store: it opens it at start, publishes the handle in
+%%% `persistent_term' so that callers reach the engine without a process hop, truncates the
+%%% commit log to its configured tail now and then, and closes the store when it stops. The
+%%% functions of this module run in the caller: each tries the non-blocking NIF first and
+%%% repeats it on a dirty scheduler when the NIF answers `would_block'.
+-module(strata_store).
+-behaviour(gen_server).
+
+-export([start_link/1, stop/0, handle/0, config/0]).
+-export([get/1, get_versioned/2, snapshot/0, commit/4, scan/6, partition_of/1,
+         log_since/3, last_seq/1, backup/1, info/0]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+
+-export_type([durability/0, config/0]).
+
+-type durability() :: async | sync.
+-type config() :: #{data_dir := string(),
+                    partitions := pos_integer(),
+                    block_cache_bytes := pos_integer(),
+                    write_buffer_bytes := pos_integer(),
+                    durability := durability(),
+                    log_keep := pos_integer(),
+                    log_truncate_ms := pos_integer()}.
+
+-define(HANDLE, {?MODULE, handle}).
+
+%% @doc Starts the owner, which opens the store described by `Config'.
+-spec start_link(config()) -> {ok, pid()} | {error, term()}.
+start_link(Config) ->
+    gen_server:start_link({local, ?MODULE}, ?MODULE, Config, []).
+
+%% @doc Closes the store and stops the owner.
+-spec stop() -> ok.
+stop() ->
+    gen_server:stop(?MODULE).
+
+%% @doc The open store, or `{error, not_started}'.
+-spec handle() -> strata_nif:store() | {error, not_started}.
+handle() ->
+    case persistent_term:get(?HANDLE, undefined) of
+        undefined -> {error, not_started};
+        {Store, _Config} -> Store
+    end.
+
+%% @doc The configuration the store was opened with.
+-spec config() -> config() | {error, not_started}.
+config() ->
+    case persistent_term:get(?HANDLE, undefined) of
+        undefined -> {error, not_started};
+        {_Store, Config} -> Config
+    end.
+
+%% @doc Reads the current value of a key.
+-spec get(term()) -> {ok, term()} | {error, term()}.
+get(Key) ->
+    with(fun(S) ->
+                 case strata_nif:get(S, Key) of
+                     would_block -> strata_nif:get_dirty(S, Key);
+                     Reply -> Reply
+                 end
+         end).
+
+%% @doc Reads a key and its version as of a snapshot.
+-spec get_versioned(strata_nif:snapshot() | latest, term()) ->
+          {ok, term(), non_neg_integer()} | {not_found, non_neg_integer()} | {error, term()}.
+get_versioned(Snap, Key) ->
+    with(fun(S) ->
+                 case strata_nif:get_versioned(S, Snap, Key) of
+                     would_block -> strata_nif:get_versioned_dirty(S, Snap, Key);
+                     Reply -> Reply
+                 end
+         end).
+
+%% @doc A consistent read view of the whole store.
+-spec snapshot() -> {ok, strata_nif:snapshot()} | {error, term()}.
+snapshot() ->
+    with(fun(S) ->
+                 case strata_nif:snapshot(S) of
+                     {error, _} = E -> E;
+                     Snap -> {ok, Snap}
+                 end
+         end).
+
+%% @doc Applies writes atomically if every read still has the version it was read at.
+%% `{error, {conflict, Keys}}' lists the keys whose versions changed; nothing is written then.
+%% A sync commit waits at most `Timeout' ms for its fsync; `{error, timeout}' means its
+%% outcome is unknown.
+-spec commit([{term(), non_neg_integer()}], [strata_nif:write()], durability(), timeout()) ->
+          ok | {error, term()}.
+commit(Reads, Writes, async, _Timeout) ->
+    with(fun(S) ->
+                 Reply = case strata_nif:commit(S, Reads, Writes) of
+                             would_block -> strata_nif:commit_dirty(S, Reads, Writes);
+                             R -> R
+                         end,
+                 conflict_keys(Reply, Reads)
+         end);
+commit(Reads, Writes, sync, Timeout) ->
+    with(fun(S) ->
+                 Tag = make_ref(),
+                 Queued = case strata_nif:commit_sync(S, Reads, Writes, Tag) of
+                              would_block -> strata_nif:commit_sync_dirty(S, Reads, Writes, Tag);
+                              R -> R
+                          end,
+                 case Queued of
+                     ok ->
+                         receive
+                             {strata_commit, Tag, Reply} -> conflict_keys(Reply, Reads)
+                         after Timeout ->
+                                 {error, timeout}
+                         end;
+                     Error ->
+                         Error
+                 end
+         end).
+
+conflict_keys({error, {conflict, Indexes}}, Reads) ->
+    {error, {conflict, [element(1, lists:nth(I + 1, Reads)) || I <- Indexes]}};
+conflict_keys(Reply, _Reads) ->
+    Reply.
+
+%% @doc One page of a scan over a snapshot.
+-spec scan(strata_nif:snapshot(), strata_nif:bound(), strata_nif:bound(), boolean(),
+           non_neg_integer(), non_neg_integer() | undefined) ->
+          {ok, [{term(), term()}], done | binary()} | {error, term()}.
+scan(Snap, Lo, Hi, Reverse, Limit, Partition) ->
+    with(fun(S) ->
+                 case strata_nif:scan(S, Snap, Lo, Hi, Reverse, Limit, Partition) of
+                     would_block -> strata_nif:scan_dirty(S, Snap, Lo, Hi, Reverse, Limit, Partition);
+                     Reply -> Reply
+                 end
+         end).
+
+%% @doc The partition a key belongs to.
+-spec partition_of(term()) -> non_neg_integer() | {error, term()}.
+partition_of(Key) ->
+    with(fun(S) -> strata_nif:partition_of(S, Key) end).
+
+%% @doc Commit-log entries of a partition after a sequence number, oldest first.
+-spec log_since(non_neg_integer(), non_neg_integer(), pos_integer()) ->
+          {ok, [{pos_integer(), term(), put | delete}]} | {error, term()}.
+log_since(Partition, After, Limit) ->
+    with(fun(S) -> strata_nif:log_since(S, Partition, After, Limit) end).
+
+%% @doc The last sequence number of a partition.
+-spec last_seq(non_neg_integer()) -> non_neg_integer() | {error, term()}.
+last_seq(Partition) ->
+    with(fun(S) -> strata_nif:last_seq(S, Partition) end).
+
+%% @doc Writes a consistent checkpoint of the store into `Dir', which must not exist.
+-spec backup(file:filename()) -> ok | {error, term()}.
+backup(Dir) ->
+    with(fun(S) -> strata_nif:backup(S, filename:absname(Dir)) end).
+
+%% @doc Engine statistics.
+-spec info() -> #{atom() => term()} | {error, term()}.
+info() ->
+    with(fun(S) ->
+                 case strata_nif:info(S) of
+                     {error, _} = E -> E;
+                     Pairs -> maps:from_list(Pairs)
+                 end
+         end).
+
+with(Fun) ->
+    case handle() of
+        {error, _} = E -> E;
+        Store -> Fun(Store)
+    end.
+
+%%% gen_server: owns the open store.
+
+%% @private
+init(#{data_dir := Dir} = Config) ->
+    process_flag(trap_exit, true),
+    Opts = maps:with([partitions, block_cache_bytes, write_buffer_bytes], Config),
+    case filelib:ensure_dir(filename:join(Dir, "x")) of
+        ok ->
+            case strata_nif:open(filename:absname(Dir), Opts) of
+                {ok, Store} ->
+                    persistent_term:put(?HANDLE, {Store, Config}),
+                    schedule_truncate(Config),
+                    logger:info("strata: store open in ~ts", [Dir]),
+                    {ok, #{store => Store, config => Config}};
+                {error, Reason} ->
+                    {stop, {open_failed, Dir, Reason}}
+            end;
+        {error, Reason} ->
+            {stop, {open_failed, Dir, {file, Reason}}}
+    end.
+
+%% @private
+handle_call(Request, _From, State) ->
+    {reply, {error, {unknown_call, Request}}, State}.
+
+%% @private
+handle_cast(Request, State) ->
+    logger:warning("strata_store: unexpected cast ~p", [Request]),
+    {noreply, State}.
+
+%% @private
+handle_info(truncate_log, #{store := Store, config := #{log_keep := Keep} = Config} = State) ->
+    case strata_nif:truncate_log(Store, Keep) of
+        {ok, _} -> ok;
+        {error, Reason} -> logger:error("strata: log truncation failed: ~p", [Reason])
+    end,
+    schedule_truncate(Config),
+    {noreply, State};
+handle_info(Info, State) ->
+    logger:warning("strata_store: unexpected message ~p", [Info]),
+    {noreply, State}.
+
+%% @private
+terminate(_Reason, #{store := Store}) ->
+    persistent_term:erase(?HANDLE),
+    strata_nif:close(Store).
+
+schedule_truncate(#{log_truncate_ms := Ms}) ->
+    erlang:send_after(Ms, self(), truncate_log).

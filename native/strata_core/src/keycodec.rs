@@ -1,0 +1,940 @@
+//! Order-preserving encoding of Erlang terms.
+//!
+//! `encode(etf)` turns the external term format of any term into bytes whose lexicographic
+//! order is Erlang's term order, and `decode` turns them back into external term format.
+//!
+//! Layout: a *main* part, which orders terms exactly as Erlang's `<` / `==` do, followed by a
+//! *trailer* with one byte per number met in the main part (integer, float, or negative-zero
+//! float). Terms that compare equal but are not identical (`1` and `1.0`, `{1}` and `{1.0}`)
+//! therefore share the main part and differ only in the trailer, which sorts integers first.
+//!
+//! Main part, by type (tags ascend in term order: number < atom < reference < fun < port < pid
+//! < tuple < map < nil < list < bitstring):
+//! - numbers: sign tag, then |x| = 1.m * 2^e as a length-prefixed big-endian biased exponent
+//!   and the bits of m in 7-bit groups (`0x80 | g`) closed by `0x00`; negatives are the
+//!   bitwise complement, so larger magnitudes sort first. Inside map keys ("exact" mode, the
+//!   order Erlang uses for map keys) integers sort before all floats and carry their own tags.
+//! - atoms, binaries: the bytes with `0x00` escaped as `0x00 0xFF`, closed by `0x00 0x02`;
+//!   a trailing partial byte of a bitstring is `p 0x00 0x01 n` (or `0x00 0x03 n` when `p` is 0).
+//! - tuples: arity, then the elements; maps: size, the keys (exact mode, sorted), the values.
+//! - lists: `CONS elem` per cell, then `NIL` or the improper tail.
+//! - references, funs, ports, pids: their external format, escaped. They round-trip; within
+//!   each of these types the order is that of their external format, not Erlang's.
+
+use crate::Error;
+
+/// Largest encoded key accepted, in bytes.
+pub const MAX_KEY_BYTES: usize = 64 * 1024;
+const MAX_DEPTH: usize = 256;
+
+const T_NUM_NEG: u8 = 0x10;
+const T_NUM_ZERO: u8 = 0x11;
+const T_NUM_POS: u8 = 0x12;
+// Exact mode (map keys): integers before floats.
+const T_FLT_NEG: u8 = 0x13;
+const T_FLT_ZERO: u8 = 0x14;
+const T_FLT_POS: u8 = 0x15;
+const T_ATOM: u8 = 0x20;
+const T_REF: u8 = 0x30;
+const T_FUN: u8 = 0x38;
+const T_PORT: u8 = 0x40;
+const T_PID: u8 = 0x48;
+const T_TUPLE: u8 = 0x50;
+const T_MAP: u8 = 0x60;
+const T_NIL: u8 = 0x70;
+const T_CONS: u8 = 0x78;
+const T_BITS: u8 = 0x80;
+
+const TR_INT: u8 = 0;
+const TR_FLOAT: u8 = 1;
+const TR_NEG_ZERO: u8 = 2;
+
+const EXP_BIAS: i64 = 1100;
+
+// External term format tags.
+const ETF_VERSION: u8 = 131;
+const NEW_FLOAT_EXT: u8 = 70;
+const BIT_BINARY_EXT: u8 = 77;
+const NEW_PID_EXT: u8 = 88;
+const NEW_PORT_EXT: u8 = 89;
+const NEWER_REFERENCE_EXT: u8 = 90;
+const SMALL_INTEGER_EXT: u8 = 97;
+const INTEGER_EXT: u8 = 98;
+const FLOAT_EXT: u8 = 99;
+const ATOM_EXT: u8 = 100;
+const REFERENCE_EXT: u8 = 101;
+const PORT_EXT: u8 = 102;
+const PID_EXT: u8 = 103;
+const SMALL_TUPLE_EXT: u8 = 104;
+const LARGE_TUPLE_EXT: u8 = 105;
+const NIL_EXT: u8 = 106;
+const STRING_EXT: u8 = 107;
+const LIST_EXT: u8 = 108;
+const BINARY_EXT: u8 = 109;
+const SMALL_BIG_EXT: u8 = 110;
+const LARGE_BIG_EXT: u8 = 111;
+const NEW_FUN_EXT: u8 = 112;
+const EXPORT_EXT: u8 = 113;
+const NEW_REFERENCE_EXT: u8 = 114;
+const SMALL_ATOM_EXT: u8 = 115;
+const MAP_EXT: u8 = 116;
+const ATOM_UTF8_EXT: u8 = 118;
+const SMALL_ATOM_UTF8_EXT: u8 = 119;
+const V4_PORT_EXT: u8 = 120;
+
+/// An encoded key and, when the key is a hash-tagged `{'$tag', Tag, Rest}`, the byte range of
+/// `Tag`'s encoding inside it (partitioning hashes that range instead of the whole key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedKey {
+    /// The order-preserving bytes.
+    pub bytes: Vec<u8>,
+    /// Range of the hash tag's encoding within `bytes`, if the key has one.
+    pub tag: Option<(usize, usize)>,
+}
+
+impl EncodedKey {
+    /// The bytes that decide the key's partition: the tag's encoding or the whole key.
+    pub fn hash_bytes(&self) -> &[u8] {
+        match self.tag {
+            Some((from, to)) => &self.bytes[from..to],
+            None => &self.bytes,
+        }
+    }
+}
+
+/// Encodes a term given in external term format (with its leading version byte).
+pub fn encode(etf: &[u8]) -> Result<EncodedKey, Error> {
+    let body = match etf.split_first() {
+        Some((&ETF_VERSION, body)) => body,
+        _ => return Err(Error::BadKey("not external term format")),
+    };
+    let mut enc = Encoder::default();
+    let end = enc.term(body, 0, false, 0, true)?;
+    if end != body.len() {
+        return Err(Error::BadKey("trailing bytes after term"));
+    }
+    let mut bytes = enc.out;
+    bytes.extend_from_slice(&enc.trailer);
+    if bytes.len() > MAX_KEY_BYTES {
+        return Err(Error::KeyTooLarge);
+    }
+    Ok(EncodedKey {
+        bytes,
+        tag: enc.tag,
+    })
+}
+
+/// Encodes a binary key without going through external term format (the common case).
+pub fn encode_binary(bin: &[u8]) -> Result<EncodedKey, Error> {
+    let mut out = Vec::with_capacity(bin.len() + 4);
+    out.push(T_BITS);
+    escape_into(&mut out, bin);
+    out.extend_from_slice(&[0x00, 0x02]);
+    if out.len() > MAX_KEY_BYTES {
+        return Err(Error::KeyTooLarge);
+    }
+    Ok(EncodedKey {
+        bytes: out,
+        tag: None,
+    })
+}
+
+#[derive(Default)]
+struct Encoder {
+    out: Vec<u8>,
+    trailer: Vec<u8>,
+    tag: Option<(usize, usize)>,
+}
+
+fn need(b: &[u8], pos: usize, n: usize) -> Result<(), Error> {
+    if pos.checked_add(n).is_some_and(|end| end <= b.len()) {
+        Ok(())
+    } else {
+        Err(Error::BadKey("truncated term"))
+    }
+}
+
+fn u16_at(b: &[u8], pos: usize) -> Result<usize, Error> {
+    need(b, pos, 2)?;
+    Ok(u16::from_be_bytes([b[pos], b[pos + 1]]) as usize)
+}
+
+fn u32_at(b: &[u8], pos: usize) -> Result<usize, Error> {
+    need(b, pos, 4)?;
+    Ok(u32::from_be_bytes([b[pos], b[pos + 1], b[pos + 2], b[pos + 3]]) as usize)
+}
+
+fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
+    for &c in bytes {
+        if c == 0 {
+            out.extend_from_slice(&[0x00, 0xFF]);
+        } else {
+            out.push(c);
+        }
+    }
+}
+
+/// Appends an order-preserving unsigned integer: a length byte, then minimal big-endian bytes.
+fn put_len(out: &mut Vec<u8>, v: u64) {
+    let bytes = v.to_be_bytes();
+    let skip = (v.leading_zeros() / 8).min(7) as usize;
+    out.push((8 - skip) as u8);
+    out.extend_from_slice(&bytes[skip..]);
+}
+
+/// A positive magnitude as `1.m * 2^e`: `e` and the bits of `m`, most significant first.
+struct Magnitude<'a> {
+    e: i64,
+    /// Big-endian bytes holding the value; `m` is the `mbits` bits after the leading one,
+    /// which sits at bit `lead` (counted from the most significant bit of `be[0]`).
+    be: &'a [u8],
+    lead: usize,
+    mbits: usize,
+}
+
+impl Encoder {
+    fn term(
+        &mut self,
+        b: &[u8],
+        pos: usize,
+        exact: bool,
+        depth: usize,
+        top: bool,
+    ) -> Result<usize, Error> {
+        if depth > MAX_DEPTH {
+            return Err(Error::BadKey("term nested too deeply"));
+        }
+        need(b, pos, 1)?;
+        let p = pos + 1;
+        match b[pos] {
+            SMALL_INTEGER_EXT => {
+                need(b, p, 1)?;
+                self.integer(false, &[b[p]], exact);
+                Ok(p + 1)
+            }
+            INTEGER_EXT => {
+                need(b, p, 4)?;
+                let v = i32::from_be_bytes([b[p], b[p + 1], b[p + 2], b[p + 3]]);
+                self.integer(v < 0, &v.unsigned_abs().to_be_bytes(), exact);
+                Ok(p + 4)
+            }
+            SMALL_BIG_EXT | LARGE_BIG_EXT => {
+                let (n, q) = if b[pos] == SMALL_BIG_EXT {
+                    need(b, p, 1)?;
+                    (b[p] as usize, p + 1)
+                } else {
+                    (u32_at(b, p)?, p + 4)
+                };
+                need(b, q, n + 1)?;
+                let mut be: Vec<u8> = b[q + 1..q + 1 + n].to_vec();
+                be.reverse();
+                self.integer(b[q] != 0, &be, exact);
+                Ok(q + 1 + n)
+            }
+            NEW_FLOAT_EXT => {
+                need(b, p, 8)?;
+                let bits = u64::from_be_bytes(b[p..p + 8].try_into().unwrap());
+                self.float(f64::from_bits(bits), exact);
+                Ok(p + 8)
+            }
+            FLOAT_EXT => {
+                need(b, p, 31)?;
+                let text = std::str::from_utf8(&b[p..p + 31])
+                    .map_err(|_| Error::BadKey("bad float"))?;
+                let v: f64 = text
+                    .trim_end_matches('\0')
+                    .trim()
+                    .parse()
+                    .map_err(|_| Error::BadKey("bad float"))?;
+                self.float(v, exact);
+                Ok(p + 31)
+            }
+            ATOM_EXT | ATOM_UTF8_EXT => {
+                let n = u16_at(b, p)?;
+                need(b, p + 2, n)?;
+                self.atom(&b[p + 2..p + 2 + n], b[pos] == ATOM_EXT);
+                Ok(p + 2 + n)
+            }
+            SMALL_ATOM_EXT | SMALL_ATOM_UTF8_EXT => {
+                need(b, p, 1)?;
+                let n = b[p] as usize;
+                need(b, p + 1, n)?;
+                self.atom(&b[p + 1..p + 1 + n], b[pos] == SMALL_ATOM_EXT);
+                Ok(p + 1 + n)
+            }
+            SMALL_TUPLE_EXT | LARGE_TUPLE_EXT => {
+                let (n, mut q) = if b[pos] == SMALL_TUPLE_EXT {
+                    need(b, p, 1)?;
+                    (b[p] as usize, p + 1)
+                } else {
+                    (u32_at(b, p)?, p + 4)
+                };
+                self.out.push(T_TUPLE);
+                put_len(&mut self.out, n as u64);
+                let tagged = top && n == 3 && is_tag_atom(b, q);
+                for i in 0..n {
+                    let start = self.out.len();
+                    q = self.term(b, q, exact, depth + 1, false)?;
+                    if tagged && i == 1 {
+                        self.tag = Some((start, self.out.len()));
+                    }
+                }
+                Ok(q)
+            }
+            NIL_EXT => {
+                self.out.push(T_NIL);
+                Ok(p)
+            }
+            STRING_EXT => {
+                let n = u16_at(b, p)?;
+                need(b, p + 2, n)?;
+                for i in 0..n {
+                    self.out.push(T_CONS);
+                    self.integer(false, &[b[p + 2 + i]], exact);
+                }
+                self.out.push(T_NIL);
+                Ok(p + 2 + n)
+            }
+            LIST_EXT => {
+                let n = u32_at(b, p)?;
+                let mut q = p + 4;
+                for _ in 0..n {
+                    self.out.push(T_CONS);
+                    q = self.term(b, q, exact, depth + 1, false)?;
+                }
+                // The tail: NIL for a proper list, any other term for an improper one.
+                self.term(b, q, exact, depth + 1, false)
+            }
+            BINARY_EXT => {
+                let n = u32_at(b, p)?;
+                need(b, p + 4, n)?;
+                self.out.push(T_BITS);
+                escape_into(&mut self.out, &b[p + 4..p + 4 + n]);
+                self.out.extend_from_slice(&[0x00, 0x02]);
+                Ok(p + 4 + n)
+            }
+            BIT_BINARY_EXT => {
+                let n = u32_at(b, p)?;
+                need(b, p + 4, n + 1)?;
+                let bits = b[p + 4] as usize;
+                let data = &b[p + 5..p + 5 + n];
+                if n == 0 || bits == 0 || bits > 8 {
+                    return Err(Error::BadKey("bad bitstring"));
+                }
+                self.out.push(T_BITS);
+                if bits == 8 {
+                    escape_into(&mut self.out, data);
+                    self.out.extend_from_slice(&[0x00, 0x02]);
+                } else {
+                    escape_into(&mut self.out, &data[..n - 1]);
+                    let last = data[n - 1] & (0xFFu8 << (8 - bits));
+                    if last == 0 {
+                        self.out.extend_from_slice(&[0x00, 0x03, bits as u8]);
+                    } else {
+                        self.out.extend_from_slice(&[last, 0x00, 0x01, bits as u8]);
+                    }
+                }
+                Ok(p + 5 + n)
+            }
+            MAP_EXT => {
+                let n = u32_at(b, p)?;
+                let mut q = p + 4;
+                let mut pairs = Vec::with_capacity(n.min(1 << 16));
+                for _ in 0..n {
+                    let mut key_enc = Encoder::default();
+                    let value_at = key_enc.term(b, q, true, depth + 1, false)?;
+                    q = skip(b, value_at, depth + 1)?;
+                    pairs.push((key_enc.out, value_at));
+                }
+                pairs.sort_by(|a, b| a.0.cmp(&b.0));
+                self.out.push(T_MAP);
+                put_len(&mut self.out, n as u64);
+                for (key, _) in &pairs {
+                    self.out.extend_from_slice(key);
+                }
+                for (_, value_at) in &pairs {
+                    self.term(b, *value_at, exact, depth + 1, false)?;
+                }
+                Ok(q)
+            }
+            t @ (NEW_PID_EXT | PID_EXT | NEW_PORT_EXT | PORT_EXT | V4_PORT_EXT
+            | NEWER_REFERENCE_EXT | NEW_REFERENCE_EXT | REFERENCE_EXT | NEW_FUN_EXT
+            | EXPORT_EXT) => {
+                let end = skip(b, pos, depth)?;
+                self.out.push(match t {
+                    NEW_PID_EXT | PID_EXT => T_PID,
+                    NEW_PORT_EXT | PORT_EXT | V4_PORT_EXT => T_PORT,
+                    NEW_FUN_EXT | EXPORT_EXT => T_FUN,
+                    _ => T_REF,
+                });
+                escape_into(&mut self.out, &b[pos..end]);
+                self.out.extend_from_slice(&[0x00, 0x02]);
+                Ok(end)
+            }
+            _ => Err(Error::BadKey("unsupported term")),
+        }
+    }
+
+    fn atom(&mut self, name: &[u8], latin1: bool) {
+        self.out.push(T_ATOM);
+        if latin1 && name.iter().any(|&c| c >= 0x80) {
+            let utf8: String = name.iter().map(|&c| c as char).collect();
+            escape_into(&mut self.out, utf8.as_bytes());
+        } else {
+            escape_into(&mut self.out, name);
+        }
+        self.out.extend_from_slice(&[0x00, 0x02]);
+    }
+
+    /// An integer from its sign and big-endian magnitude bytes.
+    fn integer(&mut self, negative: bool, be: &[u8], exact: bool) {
+        let first = be.iter().position(|&c| c != 0);
+        let Some(first) = first else {
+            self.out.push(T_NUM_ZERO);
+            if !exact {
+                self.trailer.push(TR_INT);
+            }
+            return;
+        };
+        let be = &be[first..];
+        let lead = be[0].leading_zeros() as usize;
+        let total_bits = be.len() * 8 - lead;
+        let mag = Magnitude {
+            e: total_bits as i64 - 1,
+            be,
+            lead,
+            mbits: total_bits - 1,
+        };
+        self.number(negative, &mag, T_NUM_NEG, T_NUM_POS);
+        if !exact {
+            self.trailer.push(TR_INT);
+        }
+    }
+
+    fn float(&mut self, v: f64, exact: bool) {
+        let bits = v.to_bits();
+        let negative = bits >> 63 == 1;
+        let exp = ((bits >> 52) & 0x7FF) as i64;
+        let frac = bits & ((1u64 << 52) - 1);
+        if exp == 0 && frac == 0 {
+            self.out
+                .push(if exact { T_FLT_ZERO } else { T_NUM_ZERO });
+            let mark = if negative { TR_NEG_ZERO } else { TR_FLOAT };
+            if exact {
+                self.out.push(mark);
+            } else {
+                self.trailer.push(mark);
+            }
+            return;
+        }
+        // The significand with its leading one made explicit, as 8 big-endian bytes.
+        let (sig, e) = if exp == 0 {
+            let h = 63 - frac.leading_zeros() as i64;
+            (frac, h - 1074)
+        } else {
+            (frac | (1u64 << 52), exp - 1023)
+        };
+        let be = sig.to_be_bytes();
+        let lead = sig.leading_zeros() as usize;
+        let mag = Magnitude {
+            e,
+            be: &be,
+            lead,
+            mbits: 63 - lead,
+        };
+        let (neg_tag, pos_tag) = if exact {
+            (T_FLT_NEG, T_FLT_POS)
+        } else {
+            (T_NUM_NEG, T_NUM_POS)
+        };
+        self.number(negative, &mag, neg_tag, pos_tag);
+        if !exact {
+            self.trailer.push(TR_FLOAT);
+        }
+    }
+
+    fn number(&mut self, negative: bool, mag: &Magnitude, neg_tag: u8, pos_tag: u8) {
+        self.out.push(if negative { neg_tag } else { pos_tag });
+        let start = self.out.len();
+        put_len(&mut self.out, (mag.e + EXP_BIAS) as u64);
+        // Mantissa bits after the leading one, trailing zeros dropped, in 7-bit groups.
+        let bit = |i: usize| {
+            let at = mag.lead + 1 + i;
+            (mag.be[at / 8] >> (7 - at % 8)) & 1
+        };
+        let mut len = mag.mbits;
+        while len > 0 && bit(len - 1) == 0 {
+            len -= 1;
+        }
+        let mut i = 0;
+        while i < len {
+            let mut group = 0u8;
+            for j in 0..7 {
+                group <<= 1;
+                if i + j < len {
+                    group |= bit(i + j);
+                }
+            }
+            self.out.push(0x80 | group);
+            i += 7;
+        }
+        self.out.push(0x00);
+        if negative {
+            for c in &mut self.out[start..] {
+                *c = !*c;
+            }
+        }
+    }
+}
+
+fn is_tag_atom(b: &[u8], pos: usize) -> bool {
+    const TAG: &[u8] = b"$tag";
+    match b.get(pos) {
+        Some(&SMALL_ATOM_UTF8_EXT) | Some(&SMALL_ATOM_EXT) => {
+            b.get(pos + 1) == Some(&4) && b.get(pos + 2..pos + 6) == Some(TAG)
+        }
+        Some(&ATOM_UTF8_EXT) | Some(&ATOM_EXT) => {
+            b.get(pos + 1..pos + 3) == Some(&[0, 4]) && b.get(pos + 3..pos + 7) == Some(TAG)
+        }
+        _ => false,
+    }
+}
+
+/// Returns the position just after the term starting at `pos`.
+fn skip(b: &[u8], pos: usize, depth: usize) -> Result<usize, Error> {
+    if depth > MAX_DEPTH {
+        return Err(Error::BadKey("term nested too deeply"));
+    }
+    need(b, pos, 1)?;
+    let p = pos + 1;
+    let end = match b[pos] {
+        SMALL_INTEGER_EXT => p + 1,
+        INTEGER_EXT => p + 4,
+        NEW_FLOAT_EXT => p + 8,
+        FLOAT_EXT => p + 31,
+        SMALL_BIG_EXT => {
+            need(b, p, 1)?;
+            p + 2 + b[p] as usize
+        }
+        LARGE_BIG_EXT => p + 5 + u32_at(b, p)?,
+        ATOM_EXT | ATOM_UTF8_EXT => p + 2 + u16_at(b, p)?,
+        SMALL_ATOM_EXT | SMALL_ATOM_UTF8_EXT => {
+            need(b, p, 1)?;
+            p + 1 + b[p] as usize
+        }
+        NIL_EXT => p,
+        STRING_EXT => p + 2 + u16_at(b, p)?,
+        BINARY_EXT => p + 4 + u32_at(b, p)?,
+        BIT_BINARY_EXT => p + 5 + u32_at(b, p)?,
+        SMALL_TUPLE_EXT | LARGE_TUPLE_EXT => {
+            let (n, mut q) = if b[pos] == SMALL_TUPLE_EXT {
+                need(b, p, 1)?;
+                (b[p] as usize, p + 1)
+            } else {
+                (u32_at(b, p)?, p + 4)
+            };
+            for _ in 0..n {
+                q = skip(b, q, depth + 1)?;
+            }
+            q
+        }
+        LIST_EXT => {
+            let n = u32_at(b, p)?;
+            let mut q = p + 4;
+            for _ in 0..=n {
+                q = skip(b, q, depth + 1)?;
+            }
+            q
+        }
+        MAP_EXT => {
+            let n = u32_at(b, p)?;
+            let mut q = p + 4;
+            for _ in 0..2 * n {
+                q = skip(b, q, depth + 1)?;
+            }
+            q
+        }
+        NEW_PID_EXT | PID_EXT => {
+            let q = skip(b, p, depth + 1)?;
+            q + if b[pos] == NEW_PID_EXT { 12 } else { 9 }
+        }
+        NEW_PORT_EXT | PORT_EXT | V4_PORT_EXT => {
+            let q = skip(b, p, depth + 1)?;
+            q + match b[pos] {
+                NEW_PORT_EXT => 8,
+                PORT_EXT => 5,
+                _ => 12,
+            }
+        }
+        REFERENCE_EXT => skip(b, p, depth + 1)? + 5,
+        NEW_REFERENCE_EXT | NEWER_REFERENCE_EXT => {
+            let n = u16_at(b, p)?;
+            let q = skip(b, p + 2, depth + 1)?;
+            q + if b[pos] == NEW_REFERENCE_EXT { 1 } else { 4 } + 4 * n
+        }
+        NEW_FUN_EXT => p + u32_at(b, p)?,
+        EXPORT_EXT => {
+            let mut q = p;
+            for _ in 0..3 {
+                q = skip(b, q, depth + 1)?;
+            }
+            q
+        }
+        _ => return Err(Error::BadKey("unsupported term")),
+    };
+    if end > b.len() {
+        return Err(Error::BadKey("truncated term"));
+    }
+    Ok(end)
+}
+
+/// Decodes an encoded key back into external term format (with the version byte).
+pub fn decode(key: &[u8]) -> Result<Vec<u8>, Error> {
+    let main_end = Decoder::skip_main(key, 0, false, 0)?;
+    let mut dec = Decoder {
+        key,
+        trailer: &key[main_end..],
+        next_trailer: 0,
+    };
+    let mut out = vec![ETF_VERSION];
+    let end = dec.term(0, false, &mut out, 0)?;
+    if end != main_end || dec.next_trailer != dec.trailer.len() {
+        return Err(Error::Corrupt("key trailer mismatch"));
+    }
+    Ok(out)
+}
+
+struct Decoder<'a> {
+    key: &'a [u8],
+    trailer: &'a [u8],
+    next_trailer: usize,
+}
+
+fn corrupt() -> Error {
+    Error::Corrupt("malformed encoded key")
+}
+
+fn at(k: &[u8], pos: usize) -> Result<u8, Error> {
+    k.get(pos).copied().ok_or_else(corrupt)
+}
+
+fn get_len(k: &[u8], pos: usize) -> Result<(u64, usize), Error> {
+    let n = at(k, pos)? as usize;
+    if n == 0 || n > 8 {
+        return Err(corrupt());
+    }
+    let bytes = k.get(pos + 1..pos + 1 + n).ok_or_else(corrupt)?;
+    Ok((
+        bytes.iter().fold(0u64, |acc, &c| (acc << 8) | c as u64),
+        pos + 1 + n,
+    ))
+}
+
+/// Reads escaped bytes up to their terminator; returns (bytes, partial bits, position after).
+fn unescape(k: &[u8], mut pos: usize) -> Result<(Vec<u8>, u8, usize), Error> {
+    let mut out = Vec::new();
+    loop {
+        let c = at(k, pos)?;
+        if c != 0 {
+            if at(k, pos + 1).ok() == Some(0) && at(k, pos + 2).ok() == Some(1) {
+                out.push(c);
+                return Ok((out, at(k, pos + 3)?, pos + 4));
+            }
+            out.push(c);
+            pos += 1;
+            continue;
+        }
+        match at(k, pos + 1)? {
+            0xFF => {
+                out.push(0);
+                pos += 2;
+            }
+            0x02 => return Ok((out, 8, pos + 2)),
+            0x03 => {
+                out.push(0);
+                return Ok((out, at(k, pos + 2)?, pos + 3));
+            }
+            _ => return Err(corrupt()),
+        }
+    }
+}
+
+/// Reads a number body (after its tag): exponent and mantissa bits.
+fn number_body(k: &[u8], pos: usize, negative: bool) -> Result<(i64, Vec<u8>, usize), Error> {
+    let flip = |c: u8| if negative { !c } else { c };
+    let n = flip(at(k, pos)?) as usize;
+    if n == 0 || n > 8 {
+        return Err(corrupt());
+    }
+    let mut biased = 0u64;
+    for i in 0..n {
+        biased = (biased << 8) | flip(at(k, pos + 1 + i)?) as u64;
+    }
+    let mut q = pos + 1 + n;
+    let mut bits = Vec::new();
+    loop {
+        let c = flip(at(k, q)?);
+        q += 1;
+        if c == 0 {
+            break;
+        }
+        if c & 0x80 == 0 {
+            return Err(corrupt());
+        }
+        for j in (0..7).rev() {
+            bits.push((c >> j) & 1);
+        }
+    }
+    while bits.last() == Some(&0) {
+        bits.pop();
+    }
+    Ok((biased as i64 - EXP_BIAS, bits, q))
+}
+
+impl Decoder<'_> {
+    fn skip_main(k: &[u8], pos: usize, exact: bool, depth: usize) -> Result<usize, Error> {
+        if depth > MAX_DEPTH + 2 {
+            return Err(corrupt());
+        }
+        let tag = at(k, pos)?;
+        let p = pos + 1;
+        Ok(match tag {
+            T_NUM_NEG | T_NUM_POS | T_FLT_NEG | T_FLT_POS => {
+                number_body(k, p, tag == T_NUM_NEG || tag == T_FLT_NEG)?.2
+            }
+            T_NUM_ZERO => p,
+            T_FLT_ZERO if exact => p + 1,
+            T_ATOM | T_BITS | T_REF | T_FUN | T_PORT | T_PID => unescape(k, p)?.2,
+            T_TUPLE => {
+                let (n, mut q) = get_len(k, p)?;
+                for _ in 0..n {
+                    q = Self::skip_main(k, q, exact, depth + 1)?;
+                }
+                q
+            }
+            T_MAP => {
+                let (n, mut q) = get_len(k, p)?;
+                for _ in 0..n {
+                    q = Self::skip_main(k, q, true, depth + 1)?;
+                }
+                for _ in 0..n {
+                    q = Self::skip_main(k, q, exact, depth + 1)?;
+                }
+                q
+            }
+            T_NIL => p,
+            T_CONS => {
+                let mut q = pos;
+                while at(k, q)? == T_CONS {
+                    q = Self::skip_main(k, q + 1, exact, depth + 1)?;
+                }
+                Self::skip_main(k, q, exact, depth + 1)?
+            }
+            _ => return Err(corrupt()),
+        })
+    }
+
+    fn next_mark(&mut self) -> Result<u8, Error> {
+        let m = *self.trailer.get(self.next_trailer).ok_or_else(corrupt)?;
+        self.next_trailer += 1;
+        Ok(m)
+    }
+
+    fn term(
+        &mut self,
+        pos: usize,
+        exact: bool,
+        out: &mut Vec<u8>,
+        depth: usize,
+    ) -> Result<usize, Error> {
+        if depth > MAX_DEPTH + 2 {
+            return Err(corrupt());
+        }
+        let k = self.key;
+        let tag = at(k, pos)?;
+        let p = pos + 1;
+        match tag {
+            T_NUM_ZERO => {
+                let mark = if exact { TR_INT } else { self.next_mark()? };
+                match mark {
+                    TR_INT => out.extend_from_slice(&[SMALL_INTEGER_EXT, 0]),
+                    TR_FLOAT => put_float(out, 0.0),
+                    TR_NEG_ZERO => put_float(out, -0.0),
+                    _ => return Err(corrupt()),
+                }
+                Ok(p)
+            }
+            T_FLT_ZERO if exact => {
+                put_float(out, if at(k, p)? == TR_NEG_ZERO { -0.0 } else { 0.0 });
+                Ok(p + 1)
+            }
+            T_NUM_NEG | T_NUM_POS | T_FLT_NEG | T_FLT_POS => {
+                let negative = tag == T_NUM_NEG || tag == T_FLT_NEG;
+                let (e, bits, q) = number_body(k, p, negative)?;
+                let is_float = if exact {
+                    tag == T_FLT_NEG || tag == T_FLT_POS
+                } else {
+                    self.next_mark()? == TR_FLOAT
+                };
+                if is_float {
+                    put_float(out, float_from(negative, e, &bits)?);
+                } else {
+                    put_integer(out, negative, e, &bits)?;
+                }
+                Ok(q)
+            }
+            T_ATOM => {
+                let (name, bits, q) = unescape(k, p)?;
+                if bits != 8 || name.len() > 255 * 4 {
+                    return Err(corrupt());
+                }
+                if name.len() < 256 {
+                    out.extend_from_slice(&[SMALL_ATOM_UTF8_EXT, name.len() as u8]);
+                } else {
+                    out.push(ATOM_UTF8_EXT);
+                    out.extend_from_slice(&(name.len() as u16).to_be_bytes());
+                }
+                out.extend_from_slice(&name);
+                Ok(q)
+            }
+            T_BITS => {
+                let (data, bits, q) = unescape(k, p)?;
+                if bits == 8 {
+                    out.push(BINARY_EXT);
+                    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+                } else {
+                    out.push(BIT_BINARY_EXT);
+                    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+                    out.push(bits);
+                }
+                out.extend_from_slice(&data);
+                Ok(q)
+            }
+            T_REF | T_FUN | T_PORT | T_PID => {
+                let (raw, _, q) = unescape(k, p)?;
+                out.extend_from_slice(&raw);
+                Ok(q)
+            }
+            T_TUPLE => {
+                let (n, mut q) = get_len(k, p)?;
+                if n < 256 {
+                    out.extend_from_slice(&[SMALL_TUPLE_EXT, n as u8]);
+                } else {
+                    out.push(LARGE_TUPLE_EXT);
+                    out.extend_from_slice(&(n as u32).to_be_bytes());
+                }
+                for _ in 0..n {
+                    q = self.term(q, exact, out, depth + 1)?;
+                }
+                Ok(q)
+            }
+            T_MAP => {
+                let (n, mut q) = get_len(k, p)?;
+                let mut keys = Vec::new();
+                for _ in 0..n {
+                    let mut buf = Vec::new();
+                    q = self.term(q, true, &mut buf, depth + 1)?;
+                    keys.push(buf);
+                }
+                out.push(MAP_EXT);
+                out.extend_from_slice(&(n as u32).to_be_bytes());
+                for key in keys {
+                    out.extend_from_slice(&key);
+                    q = self.term(q, exact, out, depth + 1)?;
+                }
+                Ok(q)
+            }
+            T_NIL => {
+                out.push(NIL_EXT);
+                Ok(p)
+            }
+            T_CONS => {
+                let mut elems = Vec::new();
+                let mut q = pos;
+                let mut count: u32 = 0;
+                while at(k, q)? == T_CONS {
+                    q = self.term(q + 1, exact, &mut elems, depth + 1)?;
+                    count += 1;
+                }
+                out.push(LIST_EXT);
+                out.extend_from_slice(&count.to_be_bytes());
+                out.extend_from_slice(&elems);
+                self.term(q, exact, out, depth + 1)
+            }
+            _ => Err(corrupt()),
+        }
+    }
+}
+
+fn put_float(out: &mut Vec<u8>, v: f64) {
+    out.push(NEW_FLOAT_EXT);
+    out.extend_from_slice(&v.to_bits().to_be_bytes());
+}
+
+fn float_from(negative: bool, e: i64, bits: &[u8]) -> Result<f64, Error> {
+    let mant = bits.iter().fold(0u64, |acc, &b| (acc << 1) | b as u64);
+    if bits.len() > 52 {
+        return Err(corrupt());
+    }
+    let frac = mant << (52 - bits.len());
+    let raw = if e >= -1022 {
+        if e > 1023 {
+            return Err(corrupt());
+        }
+        (((e + 1023) as u64) << 52) | frac
+    } else {
+        // Subnormal: the explicit leading one moves into the fraction field.
+        let shift = -1022 - e;
+        if shift > 52 {
+            return Err(corrupt());
+        }
+        ((1u64 << 52) | frac) >> shift
+    };
+    let sign = if negative { 1u64 << 63 } else { 0 };
+    Ok(f64::from_bits(sign | raw))
+}
+
+fn put_integer(out: &mut Vec<u8>, negative: bool, e: i64, bits: &[u8]) -> Result<(), Error> {
+    if !(0..=(MAX_KEY_BYTES as i64 * 8)).contains(&e) || bits.len() as i64 > e {
+        return Err(corrupt());
+    }
+    let nbits = e as usize + 1;
+    let nbytes = nbits.div_ceil(8);
+    // Little-endian magnitude.
+    let mut le = vec![0u8; nbytes];
+    let set = |le: &mut Vec<u8>, i: usize| le[i / 8] |= 1 << (i % 8);
+    set(&mut le, e as usize);
+    for (i, &b) in bits.iter().enumerate() {
+        if b == 1 {
+            set(&mut le, e as usize - 1 - i);
+        }
+    }
+    if nbytes <= 4 {
+        let mut v = 0i64;
+        for (i, &c) in le.iter().enumerate() {
+            v |= (c as i64) << (8 * i);
+        }
+        let v = if negative { -v } else { v };
+        if (0..256).contains(&v) {
+            out.extend_from_slice(&[SMALL_INTEGER_EXT, v as u8]);
+            return Ok(());
+        }
+        if let Ok(small) = i32::try_from(v) {
+            out.push(INTEGER_EXT);
+            out.extend_from_slice(&small.to_be_bytes());
+            return Ok(());
+        }
+    }
+    if nbytes < 256 {
+        out.extend_from_slice(&[SMALL_BIG_EXT, nbytes as u8]);
+    } else {
+        out.push(LARGE_BIG_EXT);
+        out.extend_from_slice(&(nbytes as u32).to_be_bytes());
+    }
+    out.push(negative as u8);
+    out.extend_from_slice(&le);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

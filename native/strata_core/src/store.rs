@@ -1,0 +1,454 @@
+//! The node's one RocksDB: column families, versioned values, the commit log, snapshots and
+//! backups.
+//!
+//! Layout:
+//! - `data`: `partition (u16 BE) ++ keycodec(Key)` -> `flag (u8) ++ version (u64 BE) ++ ETF`,
+//!   where flag 0 is a live value and 1 a tombstone (no ETF). A key's version is the partition
+//!   sequence number of the write that produced it, so versions only grow.
+//! - `log`: `partition (u16 BE) ++ seq (u64 BE)` -> `op (0 put, 1 delete) ++ keycodec(Key)`.
+//!   Written in the same batch as the data, so the log is never ahead of or behind it. The last
+//!   sequence of each partition is read back from the log on open.
+//! - `meta`: the partition count and format version.
+//! - `txn`: reserved for transaction records of the replicated commit protocol.
+
+use crate::keycodec::EncodedKey;
+use crate::ring;
+use crate::write::GroupWriter;
+use crate::Error;
+use parking_lot::{Mutex, RwLock};
+use rocksdb::{
+    checkpoint::Checkpoint, BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor,
+    DBCompressionType, Direction, IteratorMode, Options, ReadOptions, ReadTier,
+    SnapshotWithThreadMode, DB,
+};
+use std::mem::ManuallyDrop;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// Largest value accepted, in bytes of external term format.
+pub const MAX_VALUE_BYTES: usize = 16 * 1024 * 1024;
+/// Bytes before the value in a stored record: flag and version.
+pub const HEADER: usize = 9;
+pub(crate) const FLAG_LIVE: u8 = 0;
+pub(crate) const FLAG_TOMBSTONE: u8 = 1;
+pub(crate) const OP_PUT: u8 = 0;
+pub(crate) const OP_DELETE: u8 = 1;
+
+pub(crate) const CF_DATA: &str = "data";
+pub(crate) const CF_LOG: &str = "log";
+const CF_META: &str = "meta";
+const CF_TXN: &str = "txn";
+const FORMAT: u8 = 1;
+
+/// How a write reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Acknowledged once RocksDB wrote it to its log (survives a crash of the process).
+    Async,
+    /// Acknowledged once the log is fsynced (survives a crash of the machine); concurrent
+    /// sync writers share each fsync (group commit).
+    Sync,
+}
+
+/// Settings of an open store.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The data directory.
+    pub path: PathBuf,
+    /// Partition count, a power of two from 2 to 4096, fixed when the directory is created.
+    pub partitions: u16,
+    /// Size of the block cache; size it to the working set so reads stay off the disk.
+    pub block_cache_bytes: usize,
+    /// Size of each memtable.
+    pub write_buffer_bytes: usize,
+}
+
+impl Config {
+    /// A configuration with the defaults for `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Config {
+            path: path.into(),
+            partitions: 64,
+            block_cache_bytes: 256 << 20,
+            write_buffer_bytes: 64 << 20,
+        }
+    }
+}
+
+/// The RocksDB options strata uses; the engine benchmark opens raw RocksDB with these too.
+pub fn db_options(cfg: &Config) -> (Options, Vec<ColumnFamilyDescriptor>) {
+    let cache = Cache::new_lru_cache(cfg.block_cache_bytes);
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(&cache);
+    table.set_bloom_filter(10.0, false);
+    table.set_cache_index_and_filter_blocks(true);
+    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    table.set_format_version(5);
+    let mut cf = Options::default();
+    cf.set_block_based_table_factory(&table);
+    cf.set_write_buffer_size(cfg.write_buffer_bytes);
+    cf.set_compression_type(DBCompressionType::Lz4);
+    cf.set_level_compaction_dynamic_level_bytes(true);
+    let mut db = cf.clone();
+    db.create_if_missing(true);
+    db.create_missing_column_families(true);
+    db.set_max_background_jobs(2);
+    db.set_bytes_per_sync(1 << 20);
+    db.set_max_total_wal_size(256 << 20);
+    let cfs = [CF_DATA, CF_LOG, CF_META, CF_TXN]
+        .into_iter()
+        .map(|name| ColumnFamilyDescriptor::new(name, cf.clone()))
+        .collect();
+    (db, cfs)
+}
+
+/// A value as stored: its version (0 when the key never existed) and its external term format
+/// (`None` when absent or deleted).
+#[derive(Debug, Clone, Copy)]
+pub struct Stored<'a> {
+    /// The version, the partition sequence of the last write; 0 for a key never written.
+    pub version: u64,
+    /// The value's external term format, or `None` for a missing or deleted key.
+    pub value: Option<&'a [u8]>,
+}
+
+impl<'a> Stored<'a> {
+    pub(crate) fn parse(record: &'a [u8]) -> Result<Self, Error> {
+        if record.len() < HEADER {
+            return Err(Error::Corrupt("short record"));
+        }
+        let version = u64::from_be_bytes(record[1..HEADER].try_into().unwrap());
+        match record[0] {
+            FLAG_LIVE => Ok(Stored {
+                version,
+                value: Some(&record[HEADER..]),
+            }),
+            FLAG_TOMBSTONE => Ok(Stored {
+                version,
+                value: None,
+            }),
+            _ => Err(Error::Corrupt("bad record flag")),
+        }
+    }
+
+    const MISSING: Stored<'static> = Stored {
+        version: 0,
+        value: None,
+    };
+}
+
+/// One commit-log entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// The partition sequence number, which is also the version the write gave its key.
+    pub seq: u64,
+    /// True for a delete.
+    pub delete: bool,
+    /// The key's encoding (without the partition prefix).
+    pub key: Vec<u8>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) db: DB,
+    /// Per partition: the last sequence number given out. The mutex is the partition's write
+    /// lock: it is held from validation to the end of the RocksDB write.
+    pub(crate) seqs: Vec<Mutex<u64>>,
+    /// Set while the group-commit writer has a sync batch inside RocksDB: an async write would
+    /// queue behind its fsync, so the non-blocking path declines.
+    pub(crate) sync_in_flight: AtomicBool,
+    pub(crate) partitions: u16,
+}
+
+impl Inner {
+    pub(crate) fn cf(&self, name: &str) -> &ColumnFamily {
+        self.db.cf_handle(name).expect("column family exists")
+    }
+}
+
+/// An open store.
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) writer: RwLock<Option<GroupWriter>>,
+    cfg: Config,
+}
+
+fn read_opts(blocking: bool, snap: Option<&Snapshot>) -> ReadOptions {
+    let mut ro = ReadOptions::default();
+    if !blocking {
+        ro.set_read_tier(ReadTier::BlockCache);
+    }
+    if let Some(s) = snap {
+        ro.set_snapshot(&*s.snap);
+    }
+    ro
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `cfg.path`. Blocks on the disk.
+    pub fn open(cfg: Config) -> Result<Store, Error> {
+        let p = cfg.partitions;
+        if !p.is_power_of_two() || !(ring::MIN_PARTITIONS..=ring::MAX_PARTITIONS).contains(&p) {
+            return Err(Error::Invalid(format!(
+                "partitions must be a power of two from {} to {}",
+                ring::MIN_PARTITIONS,
+                ring::MAX_PARTITIONS
+            )));
+        }
+        std::fs::create_dir_all(&cfg.path)
+            .map_err(|e| Error::Rocks(format!("cannot create {}: {e}", cfg.path.display())))?;
+        let (opts, cfs) = db_options(&cfg);
+        let db = DB::open_cf_descriptors(&opts, &cfg.path, cfs)?;
+        let meta = db.cf_handle(CF_META).expect("meta column family");
+        match db.get_cf(meta, b"partitions")? {
+            Some(v) if v.len() == 2 => {
+                let stored = u16::from_be_bytes([v[0], v[1]]);
+                if stored != cfg.partitions {
+                    return Err(Error::PartitionsMismatch {
+                        stored,
+                        requested: cfg.partitions,
+                    });
+                }
+            }
+            Some(_) => return Err(Error::Corrupt("partition count")),
+            None => {
+                let mut wo = rocksdb::WriteOptions::default();
+                wo.set_sync(true);
+                let mut batch = rocksdb::WriteBatch::default();
+                batch.put_cf(meta, b"partitions", cfg.partitions.to_be_bytes());
+                batch.put_cf(meta, b"format", [FORMAT]);
+                db.write_opt(batch, &wo)?;
+            }
+        }
+        let log = db.cf_handle(CF_LOG).expect("log column family");
+        let mut seqs = Vec::with_capacity(cfg.partitions as usize);
+        for p in 0..cfg.partitions {
+            seqs.push(Mutex::new(last_logged(&db, log, p)?));
+        }
+        let inner = Arc::new(Inner {
+            db,
+            seqs,
+            sync_in_flight: AtomicBool::new(false),
+            partitions: cfg.partitions,
+        });
+        let writer = GroupWriter::start(inner.clone())?;
+        Ok(Store {
+            inner,
+            writer: RwLock::new(Some(writer)),
+            cfg,
+        })
+    }
+
+    /// The configuration the store was opened with.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The partition count.
+    pub fn partitions(&self) -> u16 {
+        self.inner.partitions
+    }
+
+    /// The partition of an encoded key (of its hash tag when it has one).
+    pub fn partition_of(&self, key: &EncodedKey) -> u16 {
+        ring::partition_of(ring::hash64(key.hash_bytes()), self.inner.partitions)
+    }
+
+    /// The key under which `key` is stored: its partition, then its encoding.
+    pub fn data_key(&self, key: &EncodedKey) -> Vec<u8> {
+        let mut k = Vec::with_capacity(2 + key.bytes.len());
+        k.extend_from_slice(&self.partition_of(key).to_be_bytes());
+        k.extend_from_slice(&key.bytes);
+        k
+    }
+
+    /// Reads a key and hands its stored form to `f`. With `blocking` false, only the memtable
+    /// and block cache are consulted and `Error::WouldBlock` means the data is on disk.
+    pub fn get<R>(
+        &self,
+        data_key: &[u8],
+        blocking: bool,
+        snap: Option<&Snapshot>,
+        f: impl FnOnce(Stored) -> R,
+    ) -> Result<R, Error> {
+        let ro = read_opts(blocking, snap);
+        let inner = &self.inner;
+        match inner.db.get_pinned_cf_opt(inner.cf(CF_DATA), data_key, &ro)? {
+            Some(rec) => Ok(f(Stored::parse(&rec)?)),
+            None => Ok(f(Stored::MISSING)),
+        }
+    }
+
+    /// A consistent view of the whole store at this moment.
+    pub fn snapshot(&self) -> Snapshot {
+        let inner = self.inner.clone();
+        let snap = inner.db.snapshot();
+        // SAFETY: the snapshot borrows `inner.db`, which lives in the Arc that `Snapshot` keeps
+        // alive and releases only after the snapshot (see `Drop for Snapshot`).
+        let snap = unsafe {
+            std::mem::transmute::<SnapshotWithThreadMode<'_, DB>, SnapshotWithThreadMode<'static, DB>>(
+                snap,
+            )
+        };
+        Snapshot {
+            snap: ManuallyDrop::new(snap),
+            _inner: inner,
+        }
+    }
+
+    /// The last sequence number of a partition (0 if it was never written).
+    pub fn last_seq(&self, partition: u16) -> Result<u64, Error> {
+        let lock = self
+            .inner
+            .seqs
+            .get(partition as usize)
+            .ok_or_else(|| Error::Invalid("no such partition".into()))?;
+        Ok(*lock.lock())
+    }
+
+    /// Up to `limit` log entries of `partition` with a sequence above `after`, oldest first.
+    pub fn log_since(
+        &self,
+        partition: u16,
+        after: u64,
+        limit: usize,
+        blocking: bool,
+    ) -> Result<Vec<LogEntry>, Error> {
+        if partition >= self.inner.partitions {
+            return Err(Error::Invalid("no such partition".into()));
+        }
+        let inner = &self.inner;
+        let mut ro = read_opts(blocking, None);
+        ro.set_iterate_upper_bound(((partition as u32 + 1) << 16).to_be_bytes()[2..].to_vec());
+        let start = log_key(partition, after.saturating_add(1));
+        let mut it = inner.db.raw_iterator_cf_opt(inner.cf(CF_LOG), ro);
+        it.seek(&start);
+        let mut out = Vec::new();
+        while it.valid() && out.len() < limit {
+            let (k, v) = (it.key().unwrap(), it.value().unwrap());
+            if k.len() != 10 || v.is_empty() {
+                return Err(Error::Corrupt("log entry"));
+            }
+            out.push(LogEntry {
+                seq: u64::from_be_bytes(k[2..10].try_into().unwrap()),
+                delete: v[0] == OP_DELETE,
+                key: v[1..].to_vec(),
+            });
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
+    /// Drops log entries so that each partition keeps at most its last `keep` (at least 1).
+    /// Returns how many partitions were truncated.
+    pub fn truncate_log(&self, keep: u64) -> Result<usize, Error> {
+        let keep = keep.max(1);
+        let inner = &self.inner;
+        let mut truncated = 0;
+        for p in 0..inner.partitions {
+            let last = *inner.seqs[p as usize].lock();
+            if last > keep {
+                inner.db.delete_range_cf(
+                    inner.cf(CF_LOG),
+                    log_key(p, 0),
+                    log_key(p, last - keep + 1),
+                )?;
+                truncated += 1;
+            }
+        }
+        Ok(truncated)
+    }
+
+    /// Writes a consistent checkpoint of the store into `dir`, which must not exist. The
+    /// checkpoint is itself a data directory that `Store::open` accepts.
+    pub fn backup(&self, dir: &std::path::Path) -> Result<(), Error> {
+        if dir.exists() {
+            return Err(Error::Invalid(format!("{} already exists", dir.display())));
+        }
+        Checkpoint::new(&self.inner.db)?.create_checkpoint(dir)?;
+        Ok(())
+    }
+
+    /// Engine statistics for status reports.
+    pub fn stats(&self) -> Vec<(&'static str, u64)> {
+        let inner = &self.inner;
+        let data = inner.cf(CF_DATA);
+        let prop = |name: &str| {
+            inner
+                .db
+                .property_int_value_cf(data, name)
+                .ok()
+                .flatten()
+                .unwrap_or(0)
+        };
+        vec![
+            ("estimate_keys", prop("rocksdb.estimate-num-keys")),
+            ("sst_bytes", prop("rocksdb.total-sst-files-size")),
+            ("memtable_bytes", prop("rocksdb.cur-size-all-mem-tables")),
+            ("block_cache_bytes", prop("rocksdb.block-cache-usage")),
+        ]
+    }
+
+    /// Stops the group-commit writer (it finishes what is queued) and releases this handle.
+    /// The database closes when the last snapshot taken from it is dropped too.
+    pub fn close(self) {
+        if let Some(w) = self.writer.write().take() {
+            w.stop();
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some(w) = self.writer.write().take() {
+            w.stop();
+        }
+    }
+}
+
+pub(crate) fn log_key(partition: u16, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(10);
+    k.extend_from_slice(&partition.to_be_bytes());
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn last_logged(db: &DB, log: &ColumnFamily, p: u16) -> Result<u64, Error> {
+    let end = log_key(p, u64::MAX);
+    let mut it = db.iterator_cf(log, IteratorMode::From(&end, Direction::Reverse));
+    match it.next() {
+        Some(Ok((k, _))) if k.len() == 10 && k[..2] == p.to_be_bytes() => {
+            Ok(u64::from_be_bytes(k[2..10].try_into().unwrap()))
+        }
+        Some(Err(e)) => Err(e.into()),
+        _ => Ok(0),
+    }
+}
+
+/// A consistent read view; it keeps the database open while it lives.
+pub struct Snapshot {
+    snap: ManuallyDrop<SnapshotWithThreadMode<'static, DB>>,
+    _inner: Arc<Inner>,
+}
+
+impl Snapshot {
+    pub(crate) fn read_opts(&self, blocking: bool) -> ReadOptions {
+        read_opts(blocking, Some(self))
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        // SAFETY: dropped exactly once, before `_inner` (which owns the database) is released.
+        unsafe { ManuallyDrop::drop(&mut self.snap) }
+    }
+}
+
+// SAFETY: a RocksDB snapshot is an immutable handle that may be used and released from any
+// thread; the database it points into is kept alive by `_inner`.
+unsafe impl Send for Snapshot {}
+unsafe impl Sync for Snapshot {}
+
+#[cfg(test)]
+mod tests;

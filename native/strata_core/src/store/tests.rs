@@ -1,0 +1,368 @@
+use super::*;
+use crate::keycodec;
+use crate::{Bound, Commit, ReadCheck, Write};
+use std::collections::HashMap;
+use std::sync::mpsc;
+
+fn open(dir: &std::path::Path) -> Store {
+    let mut cfg = Config::new(dir);
+    cfg.partitions = 8;
+    cfg.block_cache_bytes = 8 << 20;
+    Store::open(cfg).unwrap()
+}
+
+fn key(s: &Store, k: &str) -> Vec<u8> {
+    s.data_key(&keycodec::encode_binary(k.as_bytes()).unwrap())
+}
+
+fn put(s: &Store, k: &str, v: &[u8]) {
+    let c = Commit {
+        reads: vec![],
+        writes: vec![Write::put(key(s, k), v).unwrap()],
+    };
+    s.commit(&c, true).unwrap();
+}
+
+fn get(s: &Store, k: &str) -> (u64, Option<Vec<u8>>) {
+    s.get(&key(s, k), true, None, |st| (st.version, st.value.map(<[u8]>::to_vec)))
+        .unwrap()
+}
+
+fn sync_commit(s: &Store, c: Commit) -> Result<(), Error> {
+    let (tx, rx) = mpsc::channel();
+    s.commit_sync(c, Box::new(move |r| tx.send(r).unwrap()), true)
+        .unwrap();
+    rx.recv().unwrap()
+}
+
+#[test]
+fn put_get_delete_and_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    assert_eq!(get(&s, "a"), (0, None));
+    put(&s, "a", b"one");
+    let (v1, val) = get(&s, "a");
+    assert_eq!(val.as_deref(), Some(&b"one"[..]));
+    put(&s, "a", b"two");
+    let (v2, _) = get(&s, "a");
+    assert!(v2 > v1);
+    s.commit(
+        &Commit {
+            reads: vec![],
+            writes: vec![Write::delete(key(&s, "a"))],
+        },
+        true,
+    )
+    .unwrap();
+    let (v3, val) = get(&s, "a");
+    assert!(v3 > v2);
+    assert_eq!(val, None);
+}
+
+#[test]
+fn stale_read_aborts_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    put(&s, "x", b"1");
+    let (seen, _) = get(&s, "x");
+    put(&s, "x", b"2");
+    let c = Commit {
+        reads: vec![
+            ReadCheck {
+                key: key(&s, "y"),
+                version: 0,
+            },
+            ReadCheck {
+                key: key(&s, "x"),
+                version: seen,
+            },
+        ],
+        writes: vec![Write::put(key(&s, "z"), b"never").unwrap()],
+    };
+    assert_eq!(s.commit(&c, true), Err(Error::Conflict(vec![1])));
+    assert_eq!(sync_commit(&s, c), Err(Error::Conflict(vec![1])));
+    assert_eq!(get(&s, "z"), (0, None));
+}
+
+#[test]
+fn a_key_created_after_it_was_read_missing_aborts() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let c = Commit {
+        reads: vec![ReadCheck {
+            key: key(&s, "new"),
+            version: 0,
+        }],
+        writes: vec![Write::put(key(&s, "other"), b"v").unwrap()],
+    };
+    put(&s, "new", b"created meanwhile");
+    assert_eq!(s.commit(&c, true), Err(Error::Conflict(vec![0])));
+}
+
+#[test]
+fn reopen_keeps_data_and_sequences() {
+    let dir = tempfile::tempdir().unwrap();
+    let before;
+    {
+        let s = open(dir.path());
+        for i in 0..100 {
+            put(&s, &format!("k{i}"), b"v");
+        }
+        before = (0..8).map(|p| s.last_seq(p).unwrap()).collect::<Vec<_>>();
+        assert_eq!(before.iter().sum::<u64>(), 100);
+    }
+    let s = open(dir.path());
+    let after: Vec<u64> = (0..8).map(|p| s.last_seq(p).unwrap()).collect();
+    assert_eq!(before, after);
+    assert_eq!(get(&s, "k42").1.as_deref(), Some(&b"v"[..]));
+    let (v, _) = get(&s, "k1");
+    put(&s, "k1", b"w");
+    assert!(get(&s, "k1").0 > v);
+}
+
+#[test]
+fn second_open_is_locked_and_partition_count_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    assert!(matches!(Store::open(Config::new(dir.path())), Err(Error::Locked)));
+    drop(s);
+    assert_eq!(
+        Store::open(Config::new(dir.path())).err(),
+        Some(Error::PartitionsMismatch {
+            stored: 8,
+            requested: 64
+        })
+    );
+    let mut bad = Config::new(dir.path());
+    bad.partitions = 3;
+    assert!(matches!(Store::open(bad), Err(Error::Invalid(_))));
+}
+
+#[test]
+fn log_follows_writes_and_truncates_to_a_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let k = keycodec::encode_binary(b"same").unwrap();
+    let p = s.partition_of(&k);
+    for i in 0..10u8 {
+        put(&s, "same", &[i]);
+    }
+    let log = s.log_since(p, 0, 100, true).unwrap();
+    assert_eq!(log.len(), 10);
+    assert!(log.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+    assert!(log.iter().all(|e| e.key == k.bytes && !e.delete));
+    assert_eq!(s.log_since(p, log[4].seq, 2, true).unwrap(), log[5..7].to_vec());
+    s.truncate_log(3).unwrap();
+    let tail = s.log_since(p, 0, 100, true).unwrap();
+    assert_eq!(tail, log[7..].to_vec());
+    assert_eq!(get(&s, "same").0, log[9].seq);
+}
+
+#[test]
+fn sync_writers_share_the_group_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(open(dir.path()));
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    let c = Commit {
+                        reads: vec![],
+                        writes: vec![Write::put(key(&s, &format!("t{t}-{i}")), b"v").unwrap()],
+                    };
+                    sync_commit(&s, c).unwrap();
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    let total: u64 = (0..8).map(|p| s.last_seq(p).unwrap()).sum();
+    assert_eq!(total, 400);
+    assert!(get(&s, "t7-49").1.is_some());
+}
+
+#[test]
+fn concurrent_validated_increments_are_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(open(dir.path()));
+    put(&s, "n", &0u64.to_be_bytes());
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                let mut done = 0;
+                while done < 200 {
+                    let (v, val) = get(&s, "n");
+                    let n = u64::from_be_bytes(val.unwrap().try_into().unwrap()) + 1;
+                    let c = Commit {
+                        reads: vec![ReadCheck {
+                            key: key(&s, "n"),
+                            version: v,
+                        }],
+                        writes: vec![Write::put(key(&s, "n"), &n.to_be_bytes()).unwrap()],
+                    };
+                    let r = if t % 2 == 0 {
+                        s.commit(&c, true)
+                    } else {
+                        sync_commit(&s, c)
+                    };
+                    match r {
+                        Ok(()) => done += 1,
+                        Err(Error::Conflict(_)) => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    let val = get(&s, "n").1.unwrap();
+    assert_eq!(u64::from_be_bytes(val.try_into().unwrap()), 800);
+}
+
+#[test]
+fn scans_merge_partitions_in_key_order_over_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    for i in 0..300 {
+        put(&s, &format!("k{i:03}"), format!("{i}").as_bytes());
+    }
+    put(&s, "k100", b"overwritten");
+    s.commit(
+        &Commit {
+            reads: vec![],
+            writes: vec![Write::delete(key(&s, "k101"))],
+        },
+        true,
+    )
+    .unwrap();
+    let snap = s.snapshot();
+    put(&s, "k102", b"after the snapshot");
+    let enc = |k: &str| keycodec::encode_binary(k.as_bytes()).unwrap().bytes;
+    let (lo, hi) = (Bound::Included(enc("k100")), Bound::Excluded(enc("k200")));
+    let mut seen = Vec::new();
+    let mut from = lo.clone();
+    loop {
+        let page = s.scan(&snap, &from, &hi, false, 7, None, true).unwrap();
+        assert!(page.items.len() <= 7);
+        seen.extend(page.items);
+        match page.next {
+            Some(k) => from = Bound::Excluded(k),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 99);
+    assert!(seen.windows(2).all(|w| w[0].0 < w[1].0));
+    assert_eq!(seen[0].1, b"overwritten");
+    assert_eq!(seen[1].0, enc("k102"));
+    assert_eq!(seen[1].1, b"102");
+    let back = s.scan(&snap, &lo, &hi, true, 3, None, true).unwrap();
+    let keys: Vec<_> = back.items.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(keys, vec![enc("k199"), enc("k198"), enc("k197")]);
+    let one = s
+        .scan(&snap, &Bound::Included(enc("k250")), &Bound::Included(enc("k250")), false, 10, None, true)
+        .unwrap();
+    assert_eq!(one.items.len(), 1);
+    assert!(one.next.is_none());
+}
+
+#[test]
+fn backup_is_an_openable_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir.path().join("live"));
+    put(&s, "b", b"kept");
+    s.backup(&dir.path().join("copy")).unwrap();
+    put(&s, "b", b"later");
+    assert!(s.backup(&dir.path().join("copy")).is_err());
+    let copy = open(&dir.path().join("copy"));
+    assert_eq!(get(&copy, "b").1.as_deref(), Some(&b"kept"[..]));
+}
+
+#[test]
+fn non_blocking_paths_decline_instead_of_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    put(&s, "held", b"v");
+    let k = keycodec::encode_binary(b"held").unwrap();
+    let p = s.partition_of(&k) as usize;
+    let guard = s.inner.seqs[p].lock();
+    let c = Commit {
+        reads: vec![],
+        writes: vec![Write::put(key(&s, "held"), b"w").unwrap()],
+    };
+    assert_eq!(s.commit(&c, false), Err(Error::WouldBlock));
+    drop(guard);
+    s.commit(&c, false).unwrap();
+    assert_eq!(get(&s, "held").1.as_deref(), Some(&b"w"[..]));
+}
+
+/// Runs in a child process (see `log_and_data_agree_after_a_crash`): writes from several
+/// threads until it aborts itself in the middle of them.
+#[test]
+fn crash_child() {
+    let Ok(dir) = std::env::var("STRATA_CRASH_DIR") else {
+        return;
+    };
+    let s = Arc::new(open(std::path::Path::new(&dir)));
+    for t in 0..4 {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            for i in 0u64.. {
+                let c = Commit {
+                    reads: vec![],
+                    writes: vec![
+                        Write::put(key(&s, &format!("a{}", i % 50)), &i.to_be_bytes()).unwrap(),
+                        Write::put(key(&s, &format!("b{t}")), &i.to_be_bytes()).unwrap(),
+                    ],
+                };
+                if t % 2 == 0 {
+                    s.commit(&c, true).unwrap();
+                } else {
+                    sync_commit(&s, c).unwrap();
+                }
+            }
+        });
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::process::abort();
+}
+
+#[test]
+fn log_and_data_agree_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "store::tests::crash_child", "--nocapture"])
+        .env("STRATA_CRASH_DIR", dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child must have crashed");
+    let s = open(dir.path());
+    let mut latest: HashMap<Vec<u8>, (u64, bool)> = HashMap::new();
+    let mut entries = 0;
+    for p in 0..8u16 {
+        let log = s.log_since(p, 0, 1_000_000, true).unwrap();
+        assert!(log.windows(2).all(|w| w[1].seq == w[0].seq + 1), "gap in the log");
+        assert_eq!(log.last().map_or(0, |e| e.seq), s.last_seq(p).unwrap());
+        for e in log {
+            let mut dk = p.to_be_bytes().to_vec();
+            dk.extend_from_slice(&e.key);
+            latest.insert(dk, (e.seq, e.delete));
+            entries += 1;
+        }
+    }
+    assert!(entries > 0, "the child wrote nothing before crashing");
+    // Every key's stored version is the sequence of its last log entry, and every stored key
+    // has a log entry.
+    for (dk, (seq, _)) in &latest {
+        let v = s.get(dk, true, None, |st| st.version).unwrap();
+        assert_eq!(v, *seq);
+    }
+    let snap = s.snapshot();
+    let all = s
+        .scan(&snap, &Bound::Unbounded, &Bound::Unbounded, false, 10_000, None, true)
+        .unwrap();
+    assert_eq!(all.items.len(), latest.len());
+}
