@@ -91,7 +91,7 @@ impl Store {
             ro.set_iterate_lower_bound(prefixed(p, &lower));
             ro.set_iterate_upper_bound(match &upper {
                 Some(u) => prefixed(p, u),
-                None => ((p as u32 + 1) << 16).to_be_bytes()[2..].to_vec(),
+                None => (p + 1).to_be_bytes().to_vec(),
             });
             let mut it = inner.db.raw_iterator_cf_opt(data, ro);
             if reverse {

@@ -319,7 +319,7 @@ impl Store {
         }
         let inner = &self.inner;
         let mut ro = read_opts(blocking, None);
-        ro.set_iterate_upper_bound(((partition as u32 + 1) << 16).to_be_bytes()[2..].to_vec());
+        ro.set_iterate_upper_bound((partition + 1).to_be_bytes().to_vec());
         let start = log_key(partition, after.saturating_add(1));
         let mut it = inner.db.raw_iterator_cf_opt(inner.cf(CF_LOG), ro);
         it.seek(&start);

@@ -256,6 +256,7 @@ fn cmp(a: &T, b: &T, exact: bool) -> Ordering {
                     seq(&vx, &vy, exact)
                 })
         }
+        (T::List(x, _), T::List(y, _)) if x.is_empty() && y.is_empty() => Ordering::Equal,
         (T::List(x, tx), T::List(y, ty)) => {
             let n = x.len().min(y.len());
             let head = seq(&x[..n], &y[..n], exact);

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# make bench [MODE=quick]: raw RocksDB (Rust), then strata, ETS, DETS and Mnesia from Erlang,
+# all in one run on this machine. Results go to bench/results/<time>-<mode>/.
+set -euo pipefail
+mode=${1:-full}
+case "$mode" in
+  full)  ops=200000; sync_ops=2000; runs=3; mem_keys=1000000 ;;
+  quick) ops=50000;  sync_ops=500;  runs=3; mem_keys=1000000 ;;
+  *) echo "usage: bench/run.sh [full|quick]" >&2; exit 2 ;;
+esac
+root=$(cd "$(dirname "$0")/.." && pwd)
+: "${CARGO_TARGET_DIR:=$HOME/.cache/strata/target}"
+out="$root/bench/results/$(date +%Y%m%d-%H%M%S)-$mode"
+mkdir -p "$out/ebin"
+cd "$root"
+start=$(date +%s)
+echo "== strata benchmark ($mode) on $(nproc) cores, $(grep MemTotal /proc/meminfo | awk '{print int($2/1048576)}') GiB; results in $out"
+
+cargo build --release --locked -p strata_bench
+erlc -o "$out/ebin" bench/strata_bench.erl
+erl_run() { erl -noshell -pa _build/default/lib/strata/ebin -pa "$out/ebin" "$@"; }
+
+echo "== raw RocksDB from Rust, strata's options (median of $runs runs)"
+"$CARGO_TARGET_DIR/release/strata_bench" "$ops" "$sync_ops" "$runs" > "$out/raw.csv"
+
+echo "== memory: peak RSS of a node after loading $mem_keys keys of 100 B"
+erl_run -eval "strata_bench:memory([\"$out/data/memory\", \"$mem_keys\"])" | tee "$out/memory.csv"
+rm -rf "$out/data/memory"
+
+echo "== strata, ETS, DETS, Mnesia from Erlang (median of $runs runs)"
+erl_run -eval "strata_bench:main([\"$mode\", \"$out/raw.csv\", \"$out\"])"
+IFS=, read -r _ keys hwm cache cap < "$out/memory.csv"
+printf '\n## Memory\n\n- peak RSS after loading %s keys of 100 B: %s (block cache in use %s of %s bytes)\n' \
+  "$keys" "$hwm" "$cache" "$cap" | tee -a "$out/results.md"
+rm -rf "$out/data"
+echo "== done in $(( $(date +%s) - start )) s; tables in $out/results.md and results.csv"

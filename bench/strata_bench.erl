@@ -1,0 +1,304 @@
+%%% @doc `make bench': strata from Erlang against raw RocksDB (measured by the Rust
+%%% strata_bench in the same run), ETS, DETS and Mnesia, on the same keys and values.
+%%%
+%%% Every figure is the median of several runs; latencies are p50/p99 of every operation of
+%%% the median run. Results are printed as tables and written as CSV and markdown into the
+%%% results directory.
+-module(strata_bench).
+
+-export([main/1, memory/1]).
+
+-define(VALUE_SIZES, [100, 1024]).
+
+%% @doc Entry point: `[Mode, RawCsv, OutDir]' with Mode `full' or `quick'.
+-spec main([string()]) -> no_return().
+main([Mode, RawCsv, OutDir]) ->
+    P = params(list_to_atom(Mode)),
+    Raw = read_raw(RawCsv),
+    Dir = filename:join(OutDir, "data"),
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    Rows = lists:append([strata_rows(P, Dir), ets_rows(P), dets_rows(P, Dir),
+                         mnesia_rows(P, Dir)]),
+    All = Raw ++ Rows,
+    report(All, P, OutDir),
+    halt(0).
+
+params(quick) -> #{mode => quick, ops => 20000, sync_ops => 600, runs => 3, scan_pages => 500,
+                   dets_ops => 5000, procs => [1, 8, 32]};
+params(full) -> #{mode => full, ops => 100000, sync_ops => 2000, runs => 3, scan_pages => 2000,
+                  dets_ops => 20000, procs => [1, 8, 32]}.
+
+progress(Fmt, Args) ->
+    io:format(standard_error, "  " ++ Fmt ++ "~n", Args).
+
+read_raw(File) ->
+    {ok, Bin} = file:read_file(File),
+    [begin
+         [Sys, Op, Size, Threads, Dur, Ops, P50, P99] = string:split(Line, ",", all),
+         #{system => Sys, op => Op, size => binary_to_integer(Size),
+           procs => binary_to_integer(Threads), durability => Dur,
+           ops => num(Ops), p50 => num(P50), p99 => num(P99)}
+     end || Line <- string:split(string:trim(Bin), "\n", all), Line =/= <<>>].
+
+num(B) ->
+    try binary_to_float(B) catch error:badarg -> float(binary_to_integer(B)) end.
+
+%%% The measuring loop
+
+key(I) -> <<"key", I:64>>.
+
+%% A spread of indexes 0..N-1 in a scrambled order (N and the multiplier are coprime).
+index(I, N) -> (I * 2654435761) rem N.
+
+%% Runs Fun(I) for I in 0..Ops-1 split over Procs processes; returns ops/s and latencies.
+measure(Procs, Ops, Fun) ->
+    Parent = self(),
+    Per = Ops div Procs,
+    Start = erlang:monotonic_time(),
+    Pids = [spawn_link(fun() ->
+                               Lat = loop(Fun, W * Per, (W + 1) * Per, []),
+                               Parent ! {self(), Lat}
+                       end) || W <- lists:seq(0, Procs - 1)],
+    Lats = lists:append([receive {Pid, L} -> L end || Pid <- Pids]),
+    Secs = erlang:convert_time_unit(erlang:monotonic_time() - Start, native, microsecond) / 1.0e6,
+    Sorted = lists:sort(Lats),
+    #{ops => Per * Procs / Secs, p50 => pct(Sorted, 0.5), p99 => pct(Sorted, 0.99)}.
+
+loop(_Fun, I, End, Acc) when I >= End ->
+    Acc;
+loop(Fun, I, End, Acc) ->
+    T0 = erlang:monotonic_time(),
+    Fun(I),
+    T1 = erlang:monotonic_time(),
+    loop(Fun, I + 1, End, [T1 - T0 | Acc]).
+
+pct(Sorted, P) ->
+    N = length(Sorted),
+    Native = lists:nth(max(1, round(P * N)), Sorted),
+    erlang:convert_time_unit(Native * 1000, native, microsecond) / 1000.
+
+%% The median (by ops/s) of Runs measurements; Setup runs before each.
+median(Runs, Setup, Measure) ->
+    Samples = [begin Setup(), Measure() end || _ <- lists:seq(1, Runs)],
+    lists:nth((Runs + 1) div 2, lists:sort(fun(A, B) -> maps:get(ops, A) =< maps:get(ops, B) end,
+                                           Samples)).
+
+row(System, Op, Size, Procs, Dur, Sample) ->
+    progress("~-14s ~-12s ~4w B ~2w proc ~-5s ~10.0f ops/s  p50 ~8.1f us  p99 ~8.1f us",
+             [System, Op, Size, Procs, Dur, maps:get(ops, Sample), maps:get(p50, Sample),
+              maps:get(p99, Sample)]),
+    Sample#{system => list_to_binary(System), op => list_to_binary(Op), size => Size,
+            procs => Procs, durability => list_to_binary(Dur)}.
+
+%%% strata
+
+strata_rows(#{ops := Ops, sync_ops := SyncOps, runs := Runs, procs := ProcList} = P, Dir) ->
+    application:load(strata),
+    application:set_env(strata, data_dir, filename:join(Dir, "strata")),
+    {ok, _} = application:ensure_all_started(strata),
+    Rows = lists:append(
+             [begin
+                  Value = binary:copy(<<"v">>, Size),
+                  Load = fun() -> [ok = strata:put(key(I), Value) || I <- lists:seq(0, Ops - 1)] end,
+                  Load(),
+                  Async =
+                      [row("strata", "put", Size, N, "async",
+                           median(Runs, fun() -> ok end,
+                                  fun() -> measure(N, Ops, fun(I) -> ok = strata:put(key(index(I, Ops)), Value) end) end))
+                       || N <- ProcList] ++
+                      [row("strata", "get", Size, N, "async",
+                           median(Runs, fun() -> ok end,
+                                  fun() -> measure(N, Ops, fun(I) -> {ok, _} = strata:get(key(index(I, Ops))) end) end))
+                       || N <- ProcList] ++
+                      [row("strata", "delete", Size, N, "async",
+                           median(Runs, Load,
+                                  fun() -> measure(N, Ops, fun(I) -> ok = strata:delete(key(index(I, Ops))) end) end))
+                       || N <- [1, 8]] ++
+                      [row("strata", "batch10", Size, N, "async",
+                           median(Runs, fun() -> ok end,
+                                  fun() -> measure(N, Ops div 10, fun(I) -> batch(I, Ops, Value) end) end))
+                       || N <- [1, 8]],
+                  Load(),
+                  Scan = [row("strata", "scan100", Size, N, "async",
+                              median(Runs, fun() -> ok end,
+                                     fun() -> measure(N, maps:get(scan_pages, P), fun(I) -> scan_page(I, Ops) end) end))
+                          || N <- [1, 8]],
+                  Sync = [row("strata", "put", Size, N, "sync",
+                              median(Runs, fun() -> ok end,
+                                     fun() -> measure(N, SyncOps, fun(I) -> ok = strata:put(key(index(I, Ops)), Value, #{durability => sync}) end) end))
+                          || N <- ProcList],
+                  Async ++ Scan ++ Sync
+              end || Size <- ?VALUE_SIZES]),
+    application:stop(strata),
+    Rows.
+
+batch(I, Ops, Value) ->
+    Writes = [{write, key(index(I * 10 + J, Ops)), Value} || J <- lists:seq(0, 9)],
+    Results = strata:req_list(Writes ++ [commit]),
+    {ok} = lists:last(Results).
+
+scan_page(I, Ops) ->
+    {ok, Items, _} = strata:scan(key(index(I, Ops)), '$max', #{limit => 100}),
+    true = length(Items) > 0.
+
+%%% ETS, DETS, Mnesia
+
+ets_rows(#{ops := Ops, runs := Runs}) ->
+    lists:append(
+      [begin
+           Value = binary:copy(<<"v">>, Size),
+           T = ets:new(bench, [set, public, {write_concurrency, true}, {read_concurrency, true}]),
+           R = [row("ets", "put", Size, N, "-",
+                    median(Runs, fun() -> ok end,
+                           fun() -> measure(N, Ops, fun(I) -> ets:insert(T, {key(index(I, Ops)), Value}) end) end))
+                || N <- [1, 8]] ++
+               [row("ets", "get", Size, N, "-",
+                    median(Runs, fun() -> ok end,
+                           fun() -> measure(N, Ops, fun(I) -> [_] = ets:lookup(T, key(index(I, Ops))) end) end))
+                || N <- [1, 8]],
+           ets:delete(T),
+           R
+       end || Size <- ?VALUE_SIZES]).
+
+dets_rows(#{dets_ops := Ops, runs := Runs}, Dir) ->
+    lists:append(
+      [begin
+           Value = binary:copy(<<"v">>, Size),
+           File = filename:join(Dir, "bench" ++ integer_to_list(Size) ++ ".dets"),
+           {ok, T} = dets:open_file(make_ref(), [{file, File}, {type, set}]),
+           R = [row("dets", "put", Size, N, "-",
+                    median(Runs, fun() -> ok end,
+                           fun() -> measure(N, Ops, fun(I) -> ok = dets:insert(T, {key(index(I, Ops)), Value}) end) end))
+                || N <- [1, 8]] ++
+               [row("dets", "get", Size, N, "-",
+                    median(Runs, fun() -> ok end,
+                           fun() -> measure(N, Ops, fun(I) -> [_] = dets:lookup(T, key(index(I, Ops))) end) end))
+                || N <- [1, 8]],
+           ok = dets:close(T),
+           R
+       end || Size <- ?VALUE_SIZES]).
+
+mnesia_rows(#{ops := Ops, runs := Runs}, Dir) ->
+    application:set_env(mnesia, dir, filename:join(Dir, "mnesia")),
+    ok = mnesia:create_schema([node()]),
+    ok = mnesia:start(),
+    Rows = lists:append(
+             [begin
+                  Value = binary:copy(<<"v">>, Size),
+                  Tab = list_to_atom("bench" ++ integer_to_list(Size)),
+                  {atomic, ok} = mnesia:create_table(Tab, [{disc_copies, [node()]},
+                                                           {attributes, [k, v]}]),
+                  TxPut = fun(K) -> {atomic, ok} = mnesia:transaction(fun() -> mnesia:write({Tab, K, Value}) end) end,
+                  TxGet = fun(K) -> {atomic, [_]} = mnesia:transaction(fun() -> mnesia:read(Tab, K) end) end,
+                  [row("mnesia_dirty", "put", Size, N, "-",
+                       median(Runs, fun() -> ok end,
+                              fun() -> measure(N, Ops, fun(I) -> ok = mnesia:dirty_write({Tab, key(index(I, Ops)), Value}) end) end))
+                   || N <- [1, 8]] ++
+                  [row("mnesia_dirty", "get", Size, N, "-",
+                       median(Runs, fun() -> ok end,
+                              fun() -> measure(N, Ops, fun(I) -> [_] = mnesia:dirty_read(Tab, key(index(I, Ops))) end) end))
+                   || N <- [1, 8]] ++
+                  [row("mnesia_tx", "put", Size, N, "-",
+                       median(Runs, fun() -> ok end,
+                              fun() -> measure(N, Ops, fun(I) -> TxPut(key(index(I, Ops))) end) end))
+                   || N <- [1, 8]] ++
+                  [row("mnesia_tx", "get", Size, N, "-",
+                       median(Runs, fun() -> ok end,
+                              fun() -> measure(N, Ops, fun(I) -> TxGet(key(index(I, Ops))) end) end))
+                   || N <- [1, 8]]
+              end || Size <- ?VALUE_SIZES]),
+    stopped = mnesia:stop(),
+    Rows.
+
+%%% Memory: run in a fresh node by bench/run.sh.
+
+%% @doc Loads `Keys' keys of 100 B into strata in `Dir' and prints the node's peak RSS.
+-spec memory([string()]) -> no_return().
+memory([Dir, Keys]) ->
+    N = list_to_integer(Keys),
+    application:load(strata),
+    application:set_env(strata, data_dir, Dir),
+    {ok, _} = application:ensure_all_started(strata),
+    Value = binary:copy(<<"v">>, 100),
+    Parent = self(),
+    Procs = 8,
+    [spawn_link(fun() ->
+                        [ok = strata:put(key(I), Value) || I <- lists:seq(W, N - 1, Procs)],
+                        Parent ! loaded
+                end) || W <- lists:seq(0, Procs - 1)],
+    [receive loaded -> ok end || _ <- lists:seq(1, Procs)],
+    {ok, Status} = file:read_file("/proc/self/status"),
+    [HWM] = [string:trim(L) || <<"VmHWM:", L/binary>> <- string:split(Status, "\n", all)],
+    #{store := #{block_cache_bytes := Cache}} = strata:status(),
+    #{config := #{block_cache_bytes := CacheCap}} = strata:status(),
+    io:format("memory,~w,~s,~w,~w~n", [N, HWM, Cache, CacheCap]),
+    halt(0).
+
+%%% Report
+
+report(Rows, #{mode := Mode}, OutDir) ->
+    Find = fun(Sys, Op, Size, Procs, Dur) ->
+                   [R || #{system := S, op := O, size := Z, procs := Pr, durability := D} = R <- Rows,
+                         S =:= Sys, O =:= Op, Z =:= Size, Pr =:= Procs, D =:= Dur]
+           end,
+    Ratio = fun(#{system := <<"strata">>, op := Op, size := Size, procs := Procs,
+                  durability := Dur, ops := Ops}) ->
+                    RawProcs = min(Procs, 2),
+                    VsRaw = case Find(<<"raw">>, Op, Size, RawProcs, Dur) of
+                                [#{ops := R}] -> Ops / R;
+                                [] -> undefined
+                            end,
+                    VsMnesia = case Find(<<"mnesia_tx">>, Op, Size, min(Procs, 8), <<"-">>) of
+                                   [#{ops := M}] -> Ops / M;
+                                   [] -> undefined
+                               end,
+                    {VsRaw, VsMnesia};
+               (_) ->
+                    {undefined, undefined}
+            end,
+    Lines = [{R, Ratio(R)} || R <- Rows],
+    Header = "| system | op | value | procs | durability | ops/s | p50 us | p99 us | vs raw RocksDB | vs Mnesia tx |\n"
+             "|---|---|---|---|---|---|---|---|---|---|\n",
+    Md = [Header | [io_lib:format("| ~s | ~s | ~w B | ~w | ~s | ~.0f | ~.1f | ~.1f | ~s | ~s |~n",
+                                  [S, O, Z, Pr, D, Ops, P50, P99, fmt(VR), fmt(VM)])
+                    || {#{system := S, op := O, size := Z, procs := Pr, durability := D,
+                          ops := Ops, p50 := P50, p99 := P99}, {VR, VM}} <- Lines]],
+    Csv = ["system,op,value_bytes,procs,durability,ops_per_s,p50_us,p99_us,vs_raw,vs_mnesia_tx\n" |
+           [io_lib:format("~s,~s,~w,~w,~s,~.0f,~.2f,~.2f,~s,~s~n",
+                          [S, O, Z, Pr, D, Ops, P50, P99, fmt(VR), fmt(VM)])
+            || {#{system := S, op := O, size := Z, procs := Pr, durability := D,
+                  ops := Ops, p50 := P50, p99 := P99}, {VR, VM}} <- Lines]],
+    Targets = targets(Find),
+    ok = file:write_file(filename:join(OutDir, "results.md"),
+                         [io_lib:format("# strata benchmark (~s)~n~n", [Mode]), Md, "\n", Targets]),
+    ok = file:write_file(filename:join(OutDir, "results.csv"), Csv),
+    io:format("~n~s~n~s", [Md, Targets]).
+
+fmt(undefined) -> "-";
+fmt(X) -> io_lib:format("~.2fx", [X]).
+
+targets(Find) ->
+    Get = fun(Sys, Op, Size, Procs, Dur) ->
+                  case Find(Sys, Op, Size, Procs, Dur) of
+                      [#{ops := O}] -> O;
+                      [] -> undefined
+                  end
+          end,
+    Check = fun(Name, A, B, Factor) when is_number(A), is_number(B) ->
+                    Met = A >= Factor * B,
+                    io_lib:format("- ~s: ~.0f vs ~.0f ops/s = ~.2fx (target ~.2fx): ~s~n",
+                                  [Name, A, B, A / B, Factor, case Met of true -> "met"; false -> "NOT met" end]);
+               (Name, _, _, _) ->
+                    io_lib:format("- ~s: not measured~n", [Name])
+            end,
+    ["## Targets\n\n",
+     Check("single-process get vs raw RocksDB 1 thread (100 B)",
+           Get(<<"strata">>, <<"get">>, 100, 1, <<"async">>), Get(<<"raw">>, <<"get">>, 100, 1, <<"async">>), 0.5),
+     Check("single-process put vs raw RocksDB 1 thread (100 B)",
+           Get(<<"strata">>, <<"put">>, 100, 1, <<"async">>), Get(<<"raw">>, <<"put">>, 100, 1, <<"async">>), 0.5),
+     Check("8-process put vs raw RocksDB 2 threads (100 B)",
+           Get(<<"strata">>, <<"put">>, 100, 8, <<"async">>), Get(<<"raw">>, <<"put">>, 100, 2, <<"async">>), 0.8),
+     Check("put vs Mnesia disc_copies transactional write (100 B, 1 proc)",
+           Get(<<"strata">>, <<"put">>, 100, 1, <<"async">>), Get(<<"mnesia_tx">>, <<"put">>, 100, 1, <<"-">>), 1.0),
+     Check("group commit: 32 sync writers vs 1 sync writer (100 B)",
+           Get(<<"strata">>, <<"put">>, 100, 32, <<"sync">>), Get(<<"strata">>, <<"put">>, 100, 1, <<"sync">>), 8.0)].
