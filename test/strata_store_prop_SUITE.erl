@@ -4,9 +4,11 @@
 -module(strata_store_prop_SUITE).
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
--include_lib("proper/include/proper.hrl").
 
 -compile([export_all, nowarn_export_all]).
+%% Debian's PropEr ships no header: the generators and combinators are called directly.
+-import(proper_types, [int/0, real/0, atom/0, binary/0, bitstring/0, list/1, oneof/1,
+                       frequency/1, exactly/1, boolean/0, largeint/0]).
 
 all() ->
     [store_matches_model, keycodec_follows_term_order, keycodec_round_trips].
@@ -26,14 +28,16 @@ store_matches_model(Config) ->
     ?assert(proper:quickcheck(prop_store(), [{numtests, 150}, {to_file, user}])).
 
 prop_store() ->
-    ?FORALL(Cmds, proper_statem:commands(?MODULE),
-            begin
-                clear(),
-                {History, State, Result} = proper_statem:run_commands(?MODULE, Cmds),
-                ?WHENFAIL(io:format("History: ~p~nState: ~p~nResult: ~p~n",
-                                    [History, State, Result]),
-                          aggregate(proper_statem:command_names(Cmds), Result =:= ok))
-            end).
+    proper:forall(
+      proper_statem:commands(?MODULE),
+      fun(Cmds) ->
+              clear(),
+              {History, State, Result} = proper_statem:run_commands(?MODULE, Cmds),
+              proper:whenfail(fun() -> io:format("History: ~p~nState: ~p~nResult: ~p~n",
+                                                 [History, State, Result])
+                              end,
+                              Result =:= ok)
+      end).
 
 clear() ->
     {ok, Items, done} = strata:scan('$min', '$max', #{limit => 10000}),
@@ -135,38 +139,40 @@ restart() ->
 %%% The keycodec against Erlang's term order
 
 key_term() ->
-    ?SIZED(S, key_term(min(S, 6))).
+    proper_types:sized(fun(S) -> key_term(min(S, 6)) end).
 
 key_term(0) ->
     oneof([int(), largeint(), real(), atom(), binary(), bitstring(), [],
            exactly(0.0), exactly(1), exactly(1.0), exactly(-1), exactly(1 bsl 64)]);
 key_term(S) ->
+    Sub = fun() -> key_term(S div 3) end,
+    Let = fun(Gen, F) -> proper_types:lazy(fun() -> proper_types:bind(Gen(), F, false) end) end,
     frequency([{4, key_term(0)},
-               {1, ?LAZY(list(key_term(S div 3)))},
-               {1, ?LAZY(?LET(L, list(key_term(S div 3)), list_to_tuple(L)))},
-               {1, ?LAZY(?LET(L, list({key_term(S div 3), key_term(S div 3)}), maps:from_list(L)))},
-               {1, ?LAZY(?LET({H, T}, {key_term(S div 3), oneof([atom(), int(), binary()])},
-                              [H | T]))}]).
+               {1, Let(fun() -> list(Sub()) end, fun(L) -> L end)},
+               {1, Let(fun() -> list(Sub()) end, fun erlang:list_to_tuple/1)},
+               {1, Let(fun() -> list({Sub(), Sub()}) end, fun maps:from_list/1)},
+               {1, Let(fun() -> {Sub(), oneof([atom(), int(), binary()])} end,
+                       fun({H, T}) -> [H | T] end)}]).
 
 enc(T) ->
     {ok, B} = strata_nif:encode_key(T),
     B.
 
 keycodec_follows_term_order(_Config) ->
-    Prop = ?FORALL({A, B}, {key_term(), key_term()},
-                   begin
-                       {EA, EB} = {enc(A), enc(B)},
-                       if
-                           A < B -> EA < EB;
-                           A > B -> EA > EB;
-                           A =:= B -> EA =:= EB;
-                           true -> EA =/= EB   % equal but not identical, like 1 and 1.0
-                       end
-                   end),
+    Prop = proper:forall({key_term(), key_term()},
+                         fun({A, B}) ->
+                                 {EA, EB} = {enc(A), enc(B)},
+                                 if
+                                     A < B -> EA < EB;
+                                     A > B -> EA > EB;
+                                     A =:= B -> EA =:= EB;
+                                     true -> EA =/= EB   % equal, not identical: 1 and 1.0
+                                 end
+                         end),
     ?assert(proper:quickcheck(Prop, [{numtests, 5000}, {to_file, user}])).
 
 keycodec_round_trips(_Config) ->
-    Prop = ?FORALL(T, key_term(), strata_nif:decode_key(enc(T)) =:= {ok, T}),
+    Prop = proper:forall(key_term(), fun(T) -> strata_nif:decode_key(enc(T)) =:= {ok, T} end),
     ?assert(proper:quickcheck(Prop, [{numtests, 5000}, {to_file, user}])),
     %% Pids, references, ports and funs round-trip too.
     Others = [self(), make_ref(), hd(erlang:ports()), fun lists:map/2, fun() -> ok end,

@@ -10,6 +10,7 @@
 %%% Options (`Opts') are a map: `timeout' (ms, default 5000), `durability' (`async' or `sync',
 %%% default from the application environment), and for transactions `retries'.
 -module(strata).
+-compile({no_auto_import, [get/1, put/2]}).
 
 -export([put/2, put/3, get/1, get/2, delete/1, delete/2,
          test_and_set/3, test_and_set/4, add_on_nr/2, add_on_nr/3, add_on_nr/4,
@@ -270,7 +271,7 @@ with_opts(Opts, Fun) when is_map(Opts) ->
     Defaults = #{timeout => ?DEFAULT_TIMEOUT, durability => default_durability(),
                  retries => ?DEFAULT_RETRIES},
     Merged = maps:merge(Defaults, Opts),
-    case [{K, V} || K := V <- Merged, not valid_opt(K, V)] of
+    case [{K, V} || {K, V} <- maps:to_list(Merged), not valid_opt(K, V)] of
         [] -> Fun(Merged);
         [Bad | _] -> {error, {bad_option, Bad}}
     end;

@@ -36,7 +36,7 @@ load() ->
 
 %% @doc Opens (creating if needed) a store in `Path'. Options: `partitions',
 %% `block_cache_bytes', `write_buffer_bytes'.
--spec open(string(), map()) -> {ok, store()} | error().
+-spec open(binary(), map()) -> {ok, store()} | error().
 open(_Path, _Opts) -> ?NOT_LOADED.
 
 %% @doc Closes the store; later calls on it answer `{error, closed}'.
@@ -119,7 +119,7 @@ last_seq(_Store, _Partition) -> ?NOT_LOADED.
 truncate_log(_Store, _Keep) -> ?NOT_LOADED.
 
 %% @doc Writes a checkpoint of the store into a new directory.
--spec backup(store(), string()) -> ok | error().
+-spec backup(store(), binary()) -> ok | error().
 backup(_Store, _Dir) -> ?NOT_LOADED.
 
 %% @doc The order-preserving encoding of a term.

@@ -21,7 +21,7 @@ add_on_nr(_Old, N, _Bounds) when not is_number(N) ->
     {error, not_a_number};
 add_on_nr(none, N, Bounds) ->
     within(N, Bounds);
-add_on_nr({value, V}, N, _Bounds) when not is_number(V) ->
+add_on_nr({value, V}, _N, _Bounds) when not is_number(V) ->
     {error, not_a_number};
 add_on_nr({value, V}, N, Bounds) when N == 0 ->
     case within(V, Bounds) of
@@ -42,7 +42,7 @@ within(V, Bounds) ->
 %% @doc Validates bounds given to `add_on_nr': a map with numeric `min' and/or `max'.
 -spec check_bounds(term()) -> ok | {error, {bad_option, term()}}.
 check_bounds(Bounds) when is_map(Bounds) ->
-    Bad = [{K, V} || K := V <- Bounds,
+    Bad = [{K, V} || {K, V} <- maps:to_list(Bounds),
                      not (lists:member(K, [min, max]) andalso is_number(V))],
     case Bad of
         [] -> ok;

@@ -152,7 +152,7 @@ last_seq(Partition) ->
 %% @doc Writes a consistent checkpoint of the store into `Dir', which must not exist.
 -spec backup(file:filename()) -> ok | {error, term()}.
 backup(Dir) ->
-    with(fun(S) -> strata_nif:backup(S, filename:absname(Dir)) end).
+    with(fun(S) -> strata_nif:backup(S, path(Dir)) end).
 
 %% @doc Engine statistics.
 -spec info() -> #{atom() => term()} | {error, term()}.
@@ -163,6 +163,9 @@ info() ->
                      Pairs -> maps:from_list(Pairs)
                  end
          end).
+
+path(Dir) ->
+    unicode:characters_to_binary(filename:absname(Dir)).
 
 with(Fun) ->
     case handle() of
@@ -178,7 +181,7 @@ init(#{data_dir := Dir} = Config) ->
     Opts = maps:with([partitions, block_cache_bytes, write_buffer_bytes], Config),
     case filelib:ensure_dir(filename:join(Dir, "x")) of
         ok ->
-            case strata_nif:open(filename:absname(Dir), Opts) of
+            case strata_nif:open(path(Dir), Opts) of
                 {ok, Store} ->
                     persistent_term:put(?HANDLE, {Store, Config}),
                     schedule_truncate(Config),

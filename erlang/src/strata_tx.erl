@@ -85,11 +85,11 @@ finish(#tx{failed = [_ | _] = Failed}, _Opts) ->
 finish(#tx{writes = Writes}, _Opts) when map_size(Writes) =:= 0 ->
     ok;  % read-only: its snapshot is its serialization point
 finish(#tx{reads = Reads, writes = Writes}, #{durability := D, timeout := T}) ->
-    Checks = [{K, Vsn} || K := {Vsn, _} <- Reads],
+    Checks = [{K, Vsn} || {K, {Vsn, _}} <- maps:to_list(Reads)],
     Puts = [case W of
                 {value, V} -> {put, K, V};
                 none -> {delete, K}
-            end || K := W <- Writes],
+            end || {K, W} <- maps:to_list(Writes)],
     strata_store:commit(Checks, Puts, D, T).
 
 %% @doc Aborts the running transaction: `transaction/2' returns `{error, {aborted, Reason}}'.

@@ -451,8 +451,9 @@ fn scan<'a>(
     hi: Term<'a>,
     reverse: bool,
     limit: usize,
-    partition: Option<u16>,
+    partition: Term<'a>,
 ) -> Term<'a> {
+    let partition = partition.decode().ok();
     let req = PageReq { lo, hi, reverse, limit, partition };
     do_scan(env, &res, &snap, req, false)
 }
@@ -468,8 +469,9 @@ fn scan_dirty<'a>(
     hi: Term<'a>,
     reverse: bool,
     limit: usize,
-    partition: Option<u16>,
+    partition: Term<'a>,
 ) -> Term<'a> {
+    let partition = partition.decode().ok();
     let req = PageReq { lo, hi, reverse, limit, partition };
     do_scan(env, &res, &snap, req, true)
 }

@@ -1,0 +1,521 @@
+%%% @doc Feeds of strata_kvs: append-ordered lists of records with a writer and cursors.
+%%%
+%%% Layout. Everything of feed `F' is hash-tagged with `{'$kvs_feed', F}', so it lives in one
+%%% partition: an append is a single-partition transaction and a page is a single-partition
+%%% scan.
+%%% <pre>
+%%%   {'$tag', {'$kvs_feed', F}, w}          the writer state   #kvs_writer{}
+%%%   {'$tag', {'$kvs_feed', F}, {e, Seq}}   an entry           #kvs_entry{}
+%%%   {'$tag', {'$kvs_feed', F}, {i, Id}}    id index           Seq
+%%%   {'$kvs_feeds', F}                      feed directory     [] (written when F is created)
+%%% </pre>
+%%% `Seq' is the feed's own sequence: 1, 2, 3... in commit order, never reused (the writer
+%%% keeps the last one issued even when entries are removed). So entries are kept in append
+%%% order by the key order itself, a page is a range scan, and feed ids are just terms:
+%%% `<<"luck">>' and `<<"lucky">>' are different tags and never mix; `/' means nothing.
+%%% Entries also carry `prev'/`next' links to their neighbours' sequence numbers, as KVS
+%%% keeps them; every link change is written in the transaction that causes it.
+%%%
+%%% Every write here is one strata transaction that reads the writer: an append writes the
+%%% entry, its id index, the previous newest entry's `next' link and the writer (count, last
+%%% sequence, newest entry); a remove relinks both neighbours, deletes the entry and its id
+%%% and writes the writer. Two appenders anywhere (two processes, later two nodes) conflict
+%%% on the writer and one of them retries: there is no feed state outside the store.
+%%%
+%%% The writer state holds a copy of the newest entry, so an append needs no read besides
+%%% the writer and the id index.
+%%%
+%%% Cursors (`#reader{}') hold a sequence number (`pos'): reading forward returns entries from
+%%% `pos' up, backward from `pos' down, and a read past either end returns `[]' and leaves the
+%%% cursor where it was, inside its feed. `top' is the oldest end, `bot' the newest.
+-module(strata_kvs_feed).
+
+-include("../include/strata_kvs.hrl").
+
+-export([append/2, append_now/2, add/1, remove/2, cut/1,
+         writer/1, lookup_writer/1, save_writer/1, reader/1, top/1, bot/1, next/1, prev/1,
+         take/1, drop/1, feed/1, feed/2, subfeeds/1, entry/2, check/1]).
+-export([scan_all/4]).
+
+-record(kvs_entry, {seq :: pos_integer(),
+                    prev = [] :: [] | pos_integer(),
+                    next = [] :: [] | pos_integer(),
+                    rec :: tuple()}).
+%% The newest entry's copy lives in the writer; `oldest' is only a sequence number.
+-record(kvs_writer, {count = 0 :: non_neg_integer(),
+                     last = 0 :: non_neg_integer(),
+                     newest = [] :: [] | #kvs_entry{},
+                     oldest = [] :: [] | pos_integer()}).
+
+-define(RETRIES, 100).
+-define(PAGE, 1000).
+-define(CUT_BATCH, 500).
+
+%%% Keys
+
+tag(F) -> {'$kvs_feed', F}.
+wkey(F) -> strata:tag(tag(F), w).
+ekey(F, Seq) -> strata:tag(tag(F), {e, Seq}).
+ikey(F, Id) -> strata:tag(tag(F), {i, Id}).
+dkey(F) -> {'$kvs_feeds', F}.
+
+tx(Fun) ->
+    strata:transaction(Fun, #{retries => ?RETRIES}).
+
+%%% Appends
+
+%% @doc Appends records to feed `F' in order; one result per record: its id, or an error.
+%% Concurrent appenders to one feed on this node are combined (see strata_kvs_lane).
+-spec append(term(), [tuple()]) -> [term() | {error, term()}] | {error, term()}.
+append(F, Recs) ->
+    case [R || R <- Recs, not (is_tuple(R) andalso tuple_size(R) >= 2)] of
+        [Bad | _] -> {error, {bad_record, Bad}};
+        [] -> strata_kvs_lane:append(F, Recs)
+    end.
+
+%% @doc Appends in one transaction, in the calling process (joining its transaction if it is
+%% in one). An id already in the feed has its record replaced in place (its position and the
+%% count do not change), as KVS' rocks layer does. A record whose id is `[]' gets the entry's
+%% sequence number as its id.
+-spec append_now(term(), [tuple()]) -> [term() | {error, term()}] | {error, term()}.
+append_now(F, Recs) ->
+    case tx(fun() -> append_tx(F, Recs) end) of
+        {ok, {Results, _W}} -> Results;
+        {error, _} = Error -> Error
+    end.
+
+append_tx(F, Recs) ->
+    W0 = case strata:get(wkey(F)) of
+             {ok, #kvs_writer{} = W} ->
+                 W;
+             {error, not_found} ->
+                 ok = strata:put(dkey(F), []),
+                 #kvs_writer{}
+         end,
+    {Results, W1} = lists:mapfoldl(fun(R, W) -> append_one(F, R, W) end, W0, Recs),
+    ok = strata:put(wkey(F), W1),
+    {Results, W1}.
+
+append_one(F, Rec, #kvs_writer{last = Last} = W) ->
+    case element(2, Rec) of
+        [] ->
+            auto_id(F, Rec, Last + 1, W);
+        Id ->
+            case strata:get(ikey(F, Id)) of
+                {ok, Seq} -> {Id, replace(F, Seq, Rec, W)};
+                {error, not_found} -> {Id, push(F, Last + 1, Id, Rec, W)}
+            end
+    end.
+
+%% A record without an id gets its entry's sequence number; a number some explicit id took
+%% already is skipped.
+auto_id(F, Rec, Seq, W) ->
+    case strata:get(ikey(F, Seq)) of
+        {ok, _} -> auto_id(F, Rec, Seq + 1, W);
+        {error, not_found} -> {Seq, push(F, Seq, Seq, setelement(2, Rec, Seq), W)}
+    end.
+
+push(F, Seq, Id, Rec, #kvs_writer{count = C, newest = Newest, oldest = Oldest} = W) ->
+    E = case Newest of
+            [] ->
+                #kvs_entry{seq = Seq, rec = Rec};
+            #kvs_entry{seq = Prev} ->
+                ok = strata:put(ekey(F, Prev), Newest#kvs_entry{next = Seq}),
+                #kvs_entry{seq = Seq, prev = Prev, rec = Rec}
+        end,
+    ok = strata:put(ekey(F, Seq), E),
+    ok = strata:put(ikey(F, Id), Seq),
+    W#kvs_writer{count = C + 1, last = Seq, newest = E,
+                 oldest = case Oldest of [] -> Seq; _ -> Oldest end}.
+
+replace(F, Seq, Rec, W) ->
+    E = (read_entry(F, Seq, W))#kvs_entry{rec = Rec},
+    store_entry(F, E, W).
+
+%% @doc KVS' add/1: appends `args' to the writer's feed and returns the writer as it is after
+%% the append, with `args' the record as appended (its id filled in when it was `[]').
+-spec add(#writer{}) -> #writer{} | {error, term()}.
+add(#writer{id = F, args = Rec}) ->
+    case append(F, [Rec]) of
+        [{error, _} = Error] ->
+            Error;
+        [Id] ->
+            case tx(fun() -> writer_view(F) end) of
+                {ok, W} ->
+                    Appended = case element(2, Rec) of
+                                   [] -> setelement(2, Rec, Id);
+                                   _ -> Rec
+                               end,
+                    W#writer{args = Appended};
+                {error, _} = Error ->
+                    Error
+            end;
+        {error, _} = Error ->
+            Error
+    end.
+
+%%% Removes
+
+%% @doc Removes the entry with the id of `Rec' (a record, or the id itself when not a tuple)
+%% from feed `F' and returns the feed's count after it. Removing an id that is not in the
+%% feed changes nothing.
+-spec remove(term(), term()) -> non_neg_integer() | {error, term()}.
+remove(Rec, F) ->
+    Id = case Rec of
+             _ when is_tuple(Rec), tuple_size(Rec) >= 2 -> element(2, Rec);
+             _ -> Rec
+         end,
+    case tx(fun() -> remove_tx(F, Id) end) of
+        {ok, Count} -> Count;
+        {error, _} = Error -> Error
+    end.
+
+remove_tx(F, Id) ->
+    case strata:get(wkey(F)) of
+        {error, not_found} ->
+            0;
+        {ok, W} ->
+            case strata:get(ikey(F, Id)) of
+                {error, not_found} ->
+                    W#kvs_writer.count;
+                {ok, Seq} ->
+                    ok = strata:delete(ikey(F, Id)),
+                    W1 = unlink(F, read_entry(F, Seq, W), W),
+                    ok = strata:put(wkey(F), W1),
+                    W1#kvs_writer.count
+            end
+    end.
+
+%% Deletes entry E and joins its neighbours.
+unlink(F, #kvs_entry{seq = Seq, prev = Prev, next = Next}, #kvs_writer{count = C} = W0) ->
+    ok = strata:delete(ekey(F, Seq)),
+    W1 = case Prev of
+             [] -> W0#kvs_writer{oldest = Next};
+             _ -> store_entry(F, (read_entry(F, Prev, W0))#kvs_entry{next = Next}, W0)
+         end,
+    W2 = case Next of
+             [] ->
+                 W1#kvs_writer{newest = case Prev of
+                                            [] -> [];
+                                            _ -> read_entry(F, Prev, W1)
+                                        end};
+             _ ->
+                 store_entry(F, (read_entry(F, Next, W1))#kvs_entry{prev = Prev}, W1)
+         end,
+    W2#kvs_writer{count = C - 1}.
+
+%% An entry as the transaction sees it (the writer's copy for the newest).
+read_entry(_F, Seq, #kvs_writer{newest = #kvs_entry{seq = Seq} = E}) ->
+    E;
+read_entry(F, Seq, _W) ->
+    {ok, #kvs_entry{} = E} = strata:get(ekey(F, Seq)),
+    E.
+
+%% Writes an entry, keeping the writer's copy of the newest in step.
+store_entry(F, #kvs_entry{seq = Seq} = E, W) ->
+    ok = strata:put(ekey(F, Seq), E),
+    case W of
+        #kvs_writer{newest = #kvs_entry{seq = Seq}} -> W#kvs_writer{newest = E};
+        _ -> W
+    end.
+
+%% @doc Removes every entry of feed `F' appended before the call, oldest first, a batch per
+%% transaction (each leaves a consistent feed); entries appended meanwhile stay. Returns the
+%% number removed. The writer stays, with its sequence: ids and positions are never reused.
+-spec cut(term()) -> {ok, non_neg_integer()} | {error, term()}.
+cut(F) ->
+    case strata:get(wkey(F)) of
+        {error, not_found} -> {ok, 0};
+        {ok, #kvs_writer{last = UpTo}} -> cut(F, UpTo, 0);
+        {error, _} = Error -> Error
+    end.
+
+cut(F, UpTo, Removed) ->
+    case tx(fun() -> cut_tx(F, UpTo) end) of
+        {ok, 0} -> {ok, Removed};
+        {ok, N} -> cut(F, UpTo, Removed + N);
+        {error, _} = Error -> Error
+    end.
+
+cut_tx(F, UpTo) ->
+    {ok, W} = strata:get(wkey(F)),
+    case cut_oldest(F, UpTo, ?CUT_BATCH, W, 0) of
+        {_, 0} -> 0;
+        {W1, N} -> ok = strata:put(wkey(F), W1), N
+    end.
+
+cut_oldest(F, UpTo, Left, #kvs_writer{oldest = Seq} = W, N)
+  when Left > 0, Seq =/= [], Seq =< UpTo ->
+    #kvs_entry{rec = Rec} = E = read_entry(F, Seq, W),
+    ok = strata:delete(ikey(F, element(2, Rec))),
+    cut_oldest(F, UpTo, Left - 1, unlink(F, E, W), N + 1);
+cut_oldest(_F, _UpTo, _Left, W, N) ->
+    {W, N}.
+
+%%% Writers
+
+%% @doc The writer of feed `F' (count 0 and no entries when the feed does not exist).
+-spec writer(term()) -> #writer{}.
+writer(F) ->
+    case lookup_writer(F) of
+        {ok, W} -> W;
+        {error, not_found} -> #writer{id = F};
+        {error, Reason} -> error({strata_kvs, Reason})
+    end.
+
+%% @doc The writer of feed `F', or `{error, not_found}' when the feed does not exist.
+-spec lookup_writer(term()) -> {ok, #writer{}} | {error, term()}.
+lookup_writer(F) ->
+    case tx(fun() -> writer_view(F) end) of
+        {ok, #writer{} = W} -> {ok, W};
+        {ok, none} -> {error, not_found};
+        {error, _} = Error -> Error
+    end.
+
+writer_view(F) ->
+    case strata:get(wkey(F)) of
+        {error, not_found} ->
+            none;
+        {ok, #kvs_writer{count = C, newest = Newest, oldest = Oldest} = W} ->
+            #writer{id = F, count = C,
+                    cache = case Newest of [] -> []; #kvs_entry{rec = R} -> R end,
+                    first = case Oldest of
+                                [] -> [];
+                                _ -> (read_entry(F, Oldest, W))#kvs_entry.rec
+                            end}
+    end.
+
+%% @doc save/1 of a writer: creates the feed if it does not exist and returns its writer. The
+%% count, cache and first of the argument are ignored: they belong to the store.
+-spec save_writer(#writer{}) -> #writer{} | {error, term()}.
+save_writer(#writer{id = F}) ->
+    Create = fun() ->
+                     case strata:get(wkey(F)) of
+                         {ok, _} -> ok;
+                         {error, not_found} ->
+                             ok = strata:put(dkey(F), []),
+                             strata:put(wkey(F), #kvs_writer{})
+                     end,
+                     writer_view(F)
+             end,
+    case tx(Create) of
+        {ok, W} -> W;
+        {error, _} = Error -> Error
+    end.
+
+%%% Cursors
+
+%% @doc A new cursor on feed `F' at its oldest end (see {@link top/1}).
+-spec reader(term()) -> #reader{}.
+reader(F) ->
+    top(#reader{feed = F}).
+
+%% @doc Places the cursor at the oldest entry, reading towards the newest (`dir' 0).
+-spec top(#reader{}) -> #reader{}.
+top(#reader{} = R) ->
+    place(R, 0).
+
+%% @doc Places the cursor at the newest entry, reading towards the oldest (`dir' 1).
+-spec bot(#reader{}) -> #reader{}.
+bot(#reader{} = R) ->
+    place(R, 1).
+
+place(#reader{feed = F} = R, Dir) ->
+    Place = fun() ->
+                    case strata:get(wkey(F)) of
+                        {error, not_found} ->
+                            {0, 1, []};
+                        {ok, #kvs_writer{count = C, last = Last, newest = Newest} = W} ->
+                            case {Dir, Newest} of
+                                {_, []} -> {C, Last + 1, []};
+                                {0, _} -> {C, W#kvs_writer.oldest,
+                                           ref(read_entry(F, W#kvs_writer.oldest, W))};
+                                {1, #kvs_entry{seq = S}} -> {C, S, ref(Newest)}
+                            end
+                    end
+            end,
+    case tx(Place) of
+        {ok, {Count, Pos, Cache}} ->
+            R#reader{count = Count, pos = Pos, cache = Cache, dir = Dir, args = []};
+        {error, Reason} ->
+            error({strata_kvs, Reason})
+    end.
+
+ref(#kvs_entry{rec = Rec}) -> {element(1, Rec), element(2, Rec)}.
+
+%% @doc Moves the cursor to the next newer entry; `args' is `[Record]' of that entry, or `[]'
+%% (the cursor unchanged) when there is none.
+-spec next(#reader{}) -> #reader{}.
+next(#reader{feed = F, pos = Pos, cache = Cache} = R) ->
+    From = case Cache of [] -> Pos; _ -> Pos + 1 end,
+    step(R, entries(F, From, infinity, false, 1)).
+
+%% @doc Moves the cursor to the next older entry; as {@link next/1}.
+-spec prev(#reader{}) -> #reader{}.
+prev(#reader{feed = F, pos = Pos, cache = Cache} = R) ->
+    To = case Cache of [] -> Pos; _ -> Pos - 1 end,
+    step(R, entries(F, 0, To, true, 1)).
+
+step(R, [#kvs_entry{seq = Seq, rec = Rec} = E]) ->
+    R#reader{pos = Seq, cache = ref(E), args = [Rec]};
+step(R, []) ->
+    R#reader{args = []}.
+
+%% @doc Reads `args' entries (all of them when negative) from the cursor in its direction
+%% (`dir' 0 towards the newest, 1 towards the oldest), the cursor's own entry first; `args'
+%% becomes their records and the cursor moves to the entry after the last one read. Past the
+%% end, `args' is `[]' and the cursor stays. The page comes from one snapshot.
+-spec take(#reader{}) -> #reader{}.
+take(#reader{args = N} = R) when is_integer(N) ->
+    read(R, N);
+take(#reader{} = R) ->
+    R#reader{args = []}.
+
+%% @doc Moves the cursor as {@link take/1} would, without returning the records (`args'
+%% becomes `[]').
+-spec drop(#reader{}) -> #reader{}.
+drop(#reader{args = N} = R) when is_integer(N), N > 0 ->
+    (read(R, N))#reader{args = []};
+drop(#reader{} = R) ->
+    R#reader{args = []}.
+
+read(#reader{} = R, 0) ->
+    R#reader{args = []};
+read(#reader{feed = F, pos = Pos, dir = Dir} = R, N) ->
+    Want = case N < 0 of true -> infinity; false -> N + 1 end,
+    Es = case Dir of
+             1 -> entries(F, 0, Pos, true, Want);
+             _ -> entries(F, Pos, infinity, false, Want)
+         end,
+    {Taken, Rest} = case N < 0 of
+                        true -> {Es, []};
+                        false -> split(N, Es)
+                    end,
+    {Pos1, Cache} = case {Rest, Taken} of
+                        {[#kvs_entry{seq = S} = E | _], _} -> {S, ref(E)};
+                        {[], []} -> {Pos, R#reader.cache};
+                        {[], _} when Dir =:= 1 -> {(lists:last(Taken))#kvs_entry.seq - 1, []};
+                        {[], _} -> {(lists:last(Taken))#kvs_entry.seq + 1, []}
+                    end,
+    R#reader{pos = Pos1, cache = Cache, args = [Rec || #kvs_entry{rec = Rec} <- Taken]}.
+
+split(N, Es) when length(Es) =< N -> {Es, []};
+split(N, Es) -> lists:split(N, Es).
+
+%% @doc Every record of feed `F', oldest first, from one snapshot. Only `F' itself: see
+%% {@link feed/2} for its sub-feeds.
+-spec feed(term()) -> [tuple()].
+feed(F) ->
+    [Rec || #kvs_entry{rec = Rec} <- entries(F, 0, infinity, false, infinity)].
+
+%% @doc {@link feed/1}; with `#{subfeeds => true}' followed by the records of each of its
+%% sub-feeds (see {@link subfeeds/1}), feed by feed in id order.
+-spec feed(term(), #{subfeeds => boolean()}) -> [tuple()].
+feed(F, #{subfeeds := true}) ->
+    feed(F) ++ lists:append([feed(S) || S <- subfeeds(F)]);
+feed(F, #{}) ->
+    feed(F).
+
+%% @doc The ids of the feeds under `F': for a binary or string id, the feeds whose id starts
+%% with `F' followed by `/' (`<<"a/b">>' and `<<"a/b/c">>' are under `<<"a">>', `<<"ab">>' is
+%% not). Other ids have no sub-feeds.
+-spec subfeeds(term()) -> [term()].
+subfeeds(F) when is_binary(F) ->
+    subfeeds(<<F/binary, "/">>, <<F/binary, "0">>,
+             fun(S) -> binary:longest_common_prefix([S, <<F/binary, "/">>]) =:= byte_size(F) + 1 end);
+subfeeds(F) when is_list(F) ->
+    subfeeds(F ++ "/", F ++ "0", fun(S) -> lists:prefix(F ++ "/", S) end);
+subfeeds(_F) ->
+    [].
+
+subfeeds(Lo, Hi, Under) ->
+    [S || {{'$kvs_feeds', S}, _} <- scan_all(dkey(Lo), dkey(Hi), infinity, false),
+          is_list(S) orelse is_binary(S), Under(S)].
+
+%% @doc The record with id `Id' in feed `F'.
+-spec entry(term(), term()) -> {ok, tuple()} | {error, not_found}.
+entry(F, Id) ->
+    Read = fun() ->
+                   case strata:get(ikey(F, Id)) of
+                       {ok, Seq} -> {ok, (read_entry(F, Seq, #kvs_writer{}))#kvs_entry.rec};
+                       {error, not_found} = NotFound -> NotFound
+                   end
+           end,
+    case tx(Read) of
+        {ok, Result} -> Result;
+        {error, _} = Error -> Error
+    end.
+
+%% Entries of F with sequence numbers in [Lo, Hi] (Hi may be `infinity'), ascending or
+%% descending, at most Max (or `infinity'), from one snapshot.
+entries(F, Lo, Hi, Reverse, Max) ->
+    To = case Hi of infinity -> ekey(F, infinity); _ -> ekey(F, Hi + 1) end,
+    [E || {_, #kvs_entry{} = E} <- scan_all(ekey(F, max(Lo, 0)), To, Max, Reverse)].
+
+%% @private A range scan of up to Max items, paging through strata's continuations. Pages may come
+%% back short (deleted keys count against a page's budget), so only `done' or Max ends it.
+scan_all(From, To, Max, Reverse) ->
+    case strata:scan(From, To, #{limit => page_limit(Max), reverse => Reverse}) of
+        {ok, Items, Cont} -> scan_more(Items, Cont, Max, []);
+        {error, Reason} -> error({strata_kvs, Reason})
+    end.
+
+scan_more(Items, Cont, Max, Acc) ->
+    Acc1 = lists:reverse(Items, Acc),
+    Left = case Max of infinity -> infinity; _ -> Max - length(Items) end,
+    case Cont of
+        done -> lists:reverse(Acc1);
+        _ when Left =/= infinity, Left =< 0 -> lists:reverse(Acc1);
+        _ ->
+            case strata:scan(Cont) of
+                {ok, More, Cont1} -> scan_more(More, Cont1, Left, Acc1);
+                {error, Reason} -> error({strata_kvs, Reason})
+            end
+    end.
+
+page_limit(infinity) -> ?PAGE;
+page_limit(Max) -> max(1, min(Max, ?PAGE)).
+
+%%% Integrity
+
+%% @doc Checks feed `F' against its invariants, from one snapshot: the count equals the
+%% entries; the links join consecutive entries and end in `[]'; the writer's oldest and newest
+%% are the first and last entries and its last sequence is at least the newest; the id index
+%% maps exactly the entries' ids. Returns `ok' or `{error, Problems}'.
+-spec check(term()) -> ok | {error, [term()]}.
+check(F) ->
+    Items = scan_all(strata:tag(tag(F), 0), strata:tag(tag(F), {z, z, z}), infinity, false),
+    W = case [V || {{'$tag', _, w}, V} <- Items] of
+            [V] -> V;
+            [] -> #kvs_writer{}
+        end,
+    Es = [E || {{'$tag', _, {e, _}}, E} <- Items],
+    Ids = lists:sort([{Id, Seq} || {{'$tag', _, {i, Id}}, Seq} <- Items]),
+    Seqs = [S || #kvs_entry{seq = S} <- Es],
+    Problems =
+        [{count, W#kvs_writer.count, length(Es)} || W#kvs_writer.count =/= length(Es)]
+        ++ links(Es)
+        ++ [{oldest, W#kvs_writer.oldest} || W#kvs_writer.oldest =/= first(Seqs)]
+        ++ [{newest, W#kvs_writer.newest} || W#kvs_writer.newest =/= last(Es)]
+        ++ [{last, W#kvs_writer.last} || Seqs =/= [], W#kvs_writer.last < lists:last(Seqs)]
+        ++ [{ids, Ids} || Ids =/= lists:sort([{element(2, R), S} || #kvs_entry{seq = S, rec = R} <- Es])],
+    case Problems of
+        [] -> ok;
+        _ -> {error, Problems}
+    end.
+
+links([]) ->
+    [];
+links([#kvs_entry{prev = P} = E | _] = Es) ->
+    [{first_prev, E} || P =/= []] ++ links1(Es).
+
+links1([#kvs_entry{next = N} = E]) ->
+    [{last_next, E} || N =/= []];
+links1([#kvs_entry{seq = S1, next = N} = A, #kvs_entry{seq = S2, prev = P} = B | Rest]) ->
+    [{link, A, B} || N =/= S2 orelse P =/= S1] ++ links1([B | Rest]).
+
+first([]) -> [];
+first([S | _]) -> S.
+
+last([]) -> [];
+last(L) -> lists:last(L).

@@ -1,0 +1,145 @@
+%%% @doc Combines concurrent appends to one feed into shared transactions.
+%%%
+%%% Every append reads and writes its feed's writer, so two appends to one feed that run at
+%%% the same time conflict and one of them retries; with eight appenders most of the work would
+%%% be retries. So appends to a feed that another process on this node is already appending to
+%%% go to a lane: a process that takes every append waiting in its mailbox and commits those
+%%% of one feed in one transaction (flat combining). An append with no competitor runs in the
+%%% caller, with no message hop.
+%%%
+%%% Who competes is counted in an `atomics' array (4096 slots by feed hash, made once and kept
+%%% in `persistent_term'): the caller that finds its slot at zero runs directly, the others
+%%% queue. Lanes (64, by feed hash) are started on first use, registered, and keep nothing
+%%% between batches: every batch reads the writer from the store in its transaction. So a lane
+%%% that dies loses no feed state (its waiting callers get `{error, {lane_down, Reason}}'), and
+%%% appenders on other nodes stay correct: their transactions conflict with the lane's and
+%%% retry, as any two transactions do.
+%%%
+%%% Inside a caller's own strata transaction an append joins that transaction instead.
+-module(strata_kvs_lane).
+
+-export([append/2]).
+-export([init/1, loop/1]).
+
+-define(SLOTS, 4096).
+-define(LANES, 64).
+-define(MAX_BATCH, 512).
+-define(IDLE_MS, 5000).
+-define(STATE, {?MODULE, state}).
+
+%% @doc Appends `Recs' to feed `F'; see strata_kvs_feed:append_now/2 for the result.
+-spec append(term(), [tuple()]) -> [term() | {error, term()}] | {error, term()}.
+append(F, Recs) ->
+    case strata_tx:in_transaction() of
+        true -> strata_kvs_feed:append_now(F, Recs);
+        false -> route(F, Recs)
+    end.
+
+route(F, Recs) ->
+    {Inflight, Lanes} = state(),
+    Slot = erlang:phash2(F, ?SLOTS) + 1,
+    try
+        case atomics:add_get(Inflight, Slot, 1) of
+            1 -> strata_kvs_feed:append_now(F, Recs);
+            _ -> via_lane(element(erlang:phash2(F, ?LANES) + 1, Lanes), F, Recs)
+        end
+    after
+        atomics:sub(Inflight, Slot, 1)
+    end.
+
+via_lane(Name, F, Recs) ->
+    Pid = lane(Name),
+    MRef = monitor(process, Pid),
+    Pid ! {append, self(), MRef, F, Recs},
+    receive
+        {MRef, Reply} ->
+            demonitor(MRef, [flush]),
+            Reply;
+        {'DOWN', MRef, process, _, Reason} ->
+            {error, {lane_down, Reason}}
+    end.
+
+state() ->
+    case persistent_term:get(?STATE, undefined) of
+        undefined ->
+            %% Two first callers may both get here; the array that loses is only used by
+            %% its own caller, which decrements what it incremented.
+            Names = [list_to_atom("strata_kvs_lane_" ++ integer_to_list(N))
+                     || N <- lists:seq(1, ?LANES)],
+            State = {atomics:new(?SLOTS, [{signed, true}]), list_to_tuple(Names)},
+            persistent_term:put(?STATE, State),
+            State;
+        State ->
+            State
+    end.
+
+lane(Name) ->
+    case whereis(Name) of
+        undefined ->
+            Pid = proc_lib:spawn(?MODULE, init, [Name]),
+            try register(Name, Pid) of
+                true -> Pid
+            catch
+                error:badarg ->
+                    %% Another caller started this lane first.
+                    exit(Pid, kill),
+                    lane(Name)
+            end;
+        Pid ->
+            Pid
+    end.
+
+%%% The lane process
+
+%% @private
+init(Name) ->
+    case whereis(user) of
+        undefined -> ok;
+        User -> group_leader(User, self())
+    end,
+    loop(Name).
+
+%% @private
+loop(Name) ->
+    receive
+        {append, _, _, _, _} = Request ->
+            run(collect([Request], length(element(5, Request)))),
+            loop(Name);
+        Other ->
+            logger:warning("~p: unexpected message ~p", [Name, Other]),
+            loop(Name)
+    after ?IDLE_MS ->
+            proc_lib:hibernate(?MODULE, loop, [Name])
+    end.
+
+%% Every request already waiting, up to MAX_BATCH records.
+collect(Acc, N) when N >= ?MAX_BATCH ->
+    lists:reverse(Acc);
+collect(Acc, N) ->
+    receive
+        {append, _, _, _, Recs} = Request -> collect([Request | Acc], N + length(Recs))
+    after 0 ->
+            lists:reverse(Acc)
+    end.
+
+%% One transaction per feed, its requests in arrival order.
+run(Requests) ->
+    Feeds = lists:usort([F || {append, _, _, F, _} <- Requests]),
+    lists:foreach(fun(F) -> run(F, [R || {append, _, _, F1, _} = R <- Requests, F1 =:= F]) end,
+                  Feeds).
+
+run(F, Requests) ->
+    Results = try strata_kvs_feed:append_now(F, lists:append([Recs || {append, _, _, _, Recs} <- Requests]))
+              catch Class:Reason -> {error, {Class, Reason}}
+              end,
+    reply(Requests, Results).
+
+reply([], _) ->
+    ok;
+reply([{append, From, MRef, _, _} | Rest], {error, _} = Error) ->
+    From ! {MRef, Error},
+    reply(Rest, Error);
+reply([{append, From, MRef, _, Recs} | Rest], Results) ->
+    {Mine, Others} = lists:split(length(Recs), Results),
+    From ! {MRef, Mine},
+    reply(Rest, Others).
