@@ -84,10 +84,11 @@ impl Store {
         if limit == 0 || upper.as_ref().is_some_and(|u| *u <= lower) {
             return Ok(ScanPage::default());
         }
+        let view = snap.view()?;
         let data = inner.cf(CF_DATA);
         let mut iters = Vec::with_capacity(parts.len());
         for &p in &parts {
-            let mut ro = snap.read_opts(blocking);
+            let mut ro = Snapshot::read_opts(&view, blocking);
             ro.set_iterate_lower_bound(prefixed(p, &lower));
             ro.set_iterate_upper_bound(match &upper {
                 Some(u) => prefixed(p, u),

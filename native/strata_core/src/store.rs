@@ -15,16 +15,15 @@ use crate::keycodec::EncodedKey;
 use crate::ring;
 use crate::write::GroupWriter;
 use crate::Error;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use rocksdb::{
     checkpoint::Checkpoint, BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor,
     DBCompressionType, Direction, IteratorMode, Options, ReadOptions, ReadTier,
     SnapshotWithThreadMode, DB,
 };
-use std::mem::ManuallyDrop;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 /// Largest value accepted, in bytes of external term format.
 pub const MAX_VALUE_BYTES: usize = 16 * 1024 * 1024;
@@ -158,7 +157,11 @@ pub(crate) struct Inner {
     /// queue behind its fsync, so the non-blocking path declines.
     pub(crate) sync_in_flight: AtomicBool,
     pub(crate) partitions: u16,
+    /// Every snapshot handed out, so that closing the store can release them first.
+    snapshots: Registry,
 }
+
+type Registry = Arc<Mutex<Vec<Weak<SnapCell>>>>;
 
 impl Inner {
     pub(crate) fn cf(&self, name: &str) -> &ColumnFamily {
@@ -173,13 +176,13 @@ pub struct Store {
     cfg: Config,
 }
 
-fn read_opts(blocking: bool, snap: Option<&Snapshot>) -> ReadOptions {
+fn read_opts(blocking: bool, snap: Option<&RocksSnapshot>) -> ReadOptions {
     let mut ro = ReadOptions::default();
     if !blocking {
         ro.set_read_tier(ReadTier::BlockCache);
     }
     if let Some(s) = snap {
-        ro.set_snapshot(&*s.snap);
+        ro.set_snapshot(s);
     }
     ro
 }
@@ -230,6 +233,7 @@ impl Store {
             seqs,
             sync_in_flight: AtomicBool::new(false),
             partitions: cfg.partitions,
+            snapshots: Registry::default(),
         });
         let writer = GroupWriter::start(inner.clone())?;
         Ok(Store {
@@ -271,7 +275,8 @@ impl Store {
         snap: Option<&Snapshot>,
         f: impl FnOnce(Stored) -> R,
     ) -> Result<R, Error> {
-        let ro = read_opts(blocking, snap);
+        let view = snap.map(Snapshot::view).transpose()?;
+        let ro = read_opts(blocking, view.as_deref().and_then(Option::as_ref));
         let inner = &self.inner;
         match inner.db.get_pinned_cf_opt(inner.cf(CF_DATA), data_key, &ro)? {
             Some(rec) => Ok(f(Stored::parse(&rec)?)),
@@ -279,21 +284,25 @@ impl Store {
         }
     }
 
-    /// A consistent view of the whole store at this moment.
+    /// A consistent view of the whole store at this moment. It stays usable until the store
+    /// is closed; reads through it afterwards answer `Error::Closed`.
     pub fn snapshot(&self) -> Snapshot {
-        let inner = self.inner.clone();
+        let inner = &self.inner;
         let snap = inner.db.snapshot();
-        // SAFETY: the snapshot borrows `inner.db`, which lives in the Arc that `Snapshot` keeps
-        // alive and releases only after the snapshot (see `Drop for Snapshot`).
+        // SAFETY: the snapshot borrows `inner.db`. `close_snapshots` releases every registered
+        // snapshot before the database can be dropped, and a cell releases its own snapshot
+        // only while holding the registry lock, so no snapshot outlives the database.
         let snap = unsafe {
-            std::mem::transmute::<SnapshotWithThreadMode<'_, DB>, SnapshotWithThreadMode<'static, DB>>(
-                snap,
-            )
+            std::mem::transmute::<SnapshotWithThreadMode<'_, DB>, RocksSnapshot>(snap)
         };
-        Snapshot {
-            snap: ManuallyDrop::new(snap),
-            _inner: inner,
-        }
+        let cell = Arc::new(SnapCell {
+            snap: RwLock::new(Some(snap)),
+            registry: inner.snapshots.clone(),
+        });
+        let mut registry = inner.snapshots.lock();
+        registry.retain(|w| w.strong_count() > 0);
+        registry.push(Arc::downgrade(&cell));
+        Snapshot(cell)
     }
 
     /// The last sequence number of a partition (0 if it was never written).
@@ -390,12 +399,10 @@ impl Store {
         ]
     }
 
-    /// Stops the group-commit writer (it finishes what is queued) and releases this handle.
-    /// The database closes when the last snapshot taken from it is dropped too.
+    /// Stops the group-commit writer (it finishes what is queued), releases every snapshot
+    /// and closes the database.
     pub fn close(self) {
-        if let Some(w) = self.writer.write().take() {
-            w.stop();
-        }
+        drop(self)
     }
 }
 
@@ -404,6 +411,16 @@ impl Drop for Store {
         if let Some(w) = self.writer.write().take() {
             w.stop();
         }
+        let live: Vec<Arc<SnapCell>> = {
+            let registry = self.inner.snapshots.lock();
+            let live: Vec<_> = registry.iter().filter_map(Weak::upgrade).collect();
+            for cell in &live {
+                cell.snap.write().take();
+            }
+            live
+        };
+        // Dropped outside the registry lock: a cell's own drop takes that lock.
+        drop(live);
     }
 }
 
@@ -426,29 +443,45 @@ fn last_logged(db: &DB, log: &ColumnFamily, p: u16) -> Result<u64, Error> {
     }
 }
 
-/// A consistent read view; it keeps the database open while it lives.
-pub struct Snapshot {
-    snap: ManuallyDrop<SnapshotWithThreadMode<'static, DB>>,
-    _inner: Arc<Inner>,
+type RocksSnapshot = SnapshotWithThreadMode<'static, DB>;
+
+/// A consistent read view of the store.
+#[derive(Clone)]
+pub struct Snapshot(Arc<SnapCell>);
+
+struct SnapCell {
+    /// `None` once the store was closed.
+    snap: RwLock<Option<RocksSnapshot>>,
+    registry: Registry,
 }
 
 impl Snapshot {
-    pub(crate) fn read_opts(&self, blocking: bool) -> ReadOptions {
-        read_opts(blocking, Some(self))
+    /// The RocksDB snapshot, held for the duration of a read; `Error::Closed` after close.
+    pub(crate) fn view(&self) -> Result<RwLockReadGuard<'_, Option<RocksSnapshot>>, Error> {
+        let guard = self.0.snap.read();
+        match *guard {
+            Some(_) => Ok(guard),
+            None => Err(Error::Closed),
+        }
+    }
+
+    pub(crate) fn read_opts(view: &Option<RocksSnapshot>, blocking: bool) -> ReadOptions {
+        read_opts(blocking, view.as_ref())
     }
 }
 
-impl Drop for Snapshot {
+impl Drop for SnapCell {
     fn drop(&mut self) {
-        // SAFETY: dropped exactly once, before `_inner` (which owns the database) is released.
-        unsafe { ManuallyDrop::drop(&mut self.snap) }
+        // Under the registry lock, so that closing the store waits for this release.
+        let _registry = self.registry.lock();
+        self.snap.get_mut().take();
     }
 }
 
 // SAFETY: a RocksDB snapshot is an immutable handle that may be used and released from any
-// thread; the database it points into is kept alive by `_inner`.
-unsafe impl Send for Snapshot {}
-unsafe impl Sync for Snapshot {}
+// thread; it is released before its database (see `SnapCell::drop` and `Store::drop`).
+unsafe impl Send for SnapCell {}
+unsafe impl Sync for SnapCell {}
 
 #[cfg(test)]
 mod tests;

@@ -366,3 +366,19 @@ fn log_and_data_agree_after_a_crash() {
         .unwrap();
     assert_eq!(all.items.len(), latest.len());
 }
+
+#[test]
+fn closing_releases_outstanding_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    put(&s, "k", b"v");
+    let snap = s.snapshot();
+    let copy = snap.clone();
+    s.close();
+    // The directory can be opened again at once, and the old snapshot answers Closed.
+    let s = open(dir.path());
+    assert!(matches!(s.get(&key(&s, "k"), true, Some(&snap), |_| ()), Err(Error::Closed)));
+    drop(copy);
+    drop(snap);
+    assert_eq!(get(&s, "k").1.as_deref(), Some(&b"v"[..]));
+}
