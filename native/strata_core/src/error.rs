@@ -51,7 +51,8 @@ pub enum Error {
 impl From<rocksdb::Error> for Error {
     fn from(e: rocksdb::Error) -> Self {
         match e.kind() {
-            rocksdb::ErrorKind::Incomplete | rocksdb::ErrorKind::Busy
+            rocksdb::ErrorKind::Incomplete
+            | rocksdb::ErrorKind::Busy
             | rocksdb::ErrorKind::TryAgain => Error::WouldBlock,
             _ => {
                 let text = e.into_string();

@@ -239,8 +239,8 @@ impl Encoder {
             }
             FLOAT_EXT => {
                 need(b, p, 31)?;
-                let text = std::str::from_utf8(&b[p..p + 31])
-                    .map_err(|_| Error::BadKey("bad float"))?;
+                let text =
+                    std::str::from_utf8(&b[p..p + 31]).map_err(|_| Error::BadKey("bad float"))?;
                 let v: f64 = text
                     .trim_end_matches('\0')
                     .trim()
@@ -417,8 +417,7 @@ impl Encoder {
         let exp = ((bits >> 52) & 0x7FF) as i64;
         let frac = bits & ((1u64 << 52) - 1);
         if exp == 0 && frac == 0 {
-            self.out
-                .push(if exact { T_FLT_ZERO } else { T_NUM_ZERO });
+            self.out.push(if exact { T_FLT_ZERO } else { T_NUM_ZERO });
             let mark = if negative { TR_NEG_ZERO } else { TR_FLOAT };
             if exact {
                 self.out.push(mark);

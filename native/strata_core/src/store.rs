@@ -278,7 +278,10 @@ impl Store {
         let view = snap.map(Snapshot::view).transpose()?;
         let ro = read_opts(blocking, view.as_deref().and_then(Option::as_ref));
         let inner = &self.inner;
-        match inner.db.get_pinned_cf_opt(inner.cf(CF_DATA), data_key, &ro)? {
+        match inner
+            .db
+            .get_pinned_cf_opt(inner.cf(CF_DATA), data_key, &ro)?
+        {
             Some(rec) => Ok(f(Stored::parse(&rec)?)),
             None => Ok(f(Stored::MISSING)),
         }
@@ -292,9 +295,8 @@ impl Store {
         // SAFETY: the snapshot borrows `inner.db`. `close_snapshots` releases every registered
         // snapshot before the database can be dropped, and a cell releases its own snapshot
         // only while holding the registry lock, so no snapshot outlives the database.
-        let snap = unsafe {
-            std::mem::transmute::<SnapshotWithThreadMode<'_, DB>, RocksSnapshot>(snap)
-        };
+        let snap =
+            unsafe { std::mem::transmute::<SnapshotWithThreadMode<'_, DB>, RocksSnapshot>(snap) };
         let cell = Arc::new(SnapCell {
             snap: RwLock::new(Some(snap)),
             registry: inner.snapshots.clone(),

@@ -116,7 +116,12 @@ fn partitions_of<'a>(
 ) -> Result<Vec<usize>, Error> {
     let mut parts = Vec::new();
     for c in commits {
-        for k in c.reads.iter().map(|r| &r.key).chain(c.writes.iter().map(|w| &w.key)) {
+        for k in c
+            .reads
+            .iter()
+            .map(|r| &r.key)
+            .chain(c.writes.iter().map(|w| &w.key))
+        {
             let p = partition(k)?;
             if p >= inner.seqs.len() {
                 return Err(Error::Invalid("no such partition".into()));
@@ -205,7 +210,11 @@ fn build(
             let p = partition(&w.key)?;
             let seq = locked.next_seq(p);
             let mut record = Vec::with_capacity(HEADER + w.value.as_ref().map_or(0, |v| v.len()));
-            record.push(if w.value.is_some() { FLAG_LIVE } else { FLAG_TOMBSTONE });
+            record.push(if w.value.is_some() {
+                FLAG_LIVE
+            } else {
+                FLAG_TOMBSTONE
+            });
             record.extend_from_slice(&seq.to_be_bytes());
             if let Some(v) = &w.value {
                 record.extend_from_slice(v);
@@ -325,10 +334,7 @@ fn apply_group(inner: &Inner, group: &[Queued]) -> Vec<Result<(), Error>> {
         Err(e) => {
             locked.rollback();
             let e: Error = e.into();
-            results
-                .into_iter()
-                .map(|r| r.and(Err(e.clone())))
-                .collect()
+            results.into_iter().map(|r| r.and(Err(e.clone()))).collect()
         }
     }
 }

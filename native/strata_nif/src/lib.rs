@@ -133,7 +133,10 @@ fn open<'a>(env: Env<'a>, path: String, opts: Term<'a>) -> Term<'a> {
             cfg.write_buffer_bytes = b.decode().map_err(|_| bad("write_buffer_bytes"))?;
         }
         let store = Store::open(cfg)?;
-        Ok((atoms::ok(), ResourceArc::new(StoreRes(RwLock::new(Some(store))))))
+        Ok((
+            atoms::ok(),
+            ResourceArc::new(StoreRes(RwLock::new(Some(store)))),
+        ))
     })();
     answer(env, opened)
 }
@@ -205,9 +208,11 @@ fn do_get_versioned<'a>(
     let snap: Option<ResourceArc<SnapRes>> = snap.decode().ok();
     let out = with_store(res, |s| {
         let k = data_key(s, key)?;
-        s.get(&k, blocking, snap.as_ref().map(|r| &r.0), |st| match st.value {
-            Some(v) => decode_value(env, v).map(|t| (atoms::ok(), t, st.version).encode(env)),
-            None => Ok((atoms::not_found(), st.version).encode(env)),
+        s.get(&k, blocking, snap.as_ref().map(|r| &r.0), |st| {
+            match st.value {
+                Some(v) => decode_value(env, v).map(|t| (atoms::ok(), t, st.version).encode(env)),
+                None => Ok((atoms::not_found(), st.version).encode(env)),
+            }
         })?
     });
     consumed(env, 1);
@@ -285,7 +290,9 @@ fn do_commit<'a>(
     blocking: bool,
 ) -> Term<'a> {
     let units = reads.len() + writes.len();
-    let out = with_store(res, |s| s.commit(&build_commit(s, reads, writes)?, blocking));
+    let out = with_store(res, |s| {
+        s.commit(&build_commit(s, reads, writes)?, blocking)
+    });
     consumed(env, units);
     answer(env, out.map(|()| atoms::ok()))
 }
@@ -454,7 +461,13 @@ fn scan<'a>(
     partition: Term<'a>,
 ) -> Term<'a> {
     let partition = partition.decode().ok();
-    let req = PageReq { lo, hi, reverse, limit, partition };
+    let req = PageReq {
+        lo,
+        hi,
+        reverse,
+        limit,
+        partition,
+    };
     do_scan(env, &res, &snap, req, false)
 }
 
@@ -472,7 +485,13 @@ fn scan_dirty<'a>(
     partition: Term<'a>,
 ) -> Term<'a> {
     let partition = partition.decode().ok();
-    let req = PageReq { lo, hi, reverse, limit, partition };
+    let req = PageReq {
+        lo,
+        hi,
+        reverse,
+        limit,
+        partition,
+    };
     do_scan(env, &res, &snap, req, true)
 }
 
@@ -480,12 +499,22 @@ fn scan_dirty<'a>(
 
 /// `{ok, [{Seq, Key, put | delete}]}`: at most `limit` entries with a sequence above `after`.
 #[rustler::nif(schedule = "DirtyIo")]
-fn log_since(env: Env, res: ResourceArc<StoreRes>, partition: u16, after: u64, limit: usize) -> Term {
+fn log_since(
+    env: Env,
+    res: ResourceArc<StoreRes>,
+    partition: u16,
+    after: u64,
+    limit: usize,
+) -> Term {
     let out = with_store(&res, |s| {
         let mut out = Vec::new();
         for e in s.log_since(partition, after, limit, true)? {
             let key = decode_value(env, &keycodec::decode(&e.key)?)?;
-            let op = if e.delete { atoms::delete() } else { atoms::put() };
+            let op = if e.delete {
+                atoms::delete()
+            } else {
+                atoms::put()
+            };
             out.push((e.seq, key, op));
         }
         Ok((atoms::ok(), out))
@@ -502,7 +531,10 @@ fn last_seq(env: Env, res: ResourceArc<StoreRes>, partition: u16) -> Term {
 /// Keeps the last `keep` log entries of each partition: `{ok, PartitionsTruncated}`.
 #[rustler::nif(schedule = "DirtyIo")]
 fn truncate_log(env: Env, res: ResourceArc<StoreRes>, keep: u64) -> Term {
-    answer(env, with_store(&res, |s| s.truncate_log(keep)).map(|n| (atoms::ok(), n)))
+    answer(
+        env,
+        with_store(&res, |s| s.truncate_log(keep)).map(|n| (atoms::ok(), n)),
+    )
 }
 
 /// Writes a checkpoint of the store into `dir` (which must not exist): `ok`.

@@ -312,8 +312,11 @@ fn arb_leaf() -> impl Strategy<Value = T> {
         any::<i128>().prop_map(T::Int),
         arb_float().prop_map(T::Float),
         "[a-c\u{e9}\u{0}]{0,4}".prop_map(T::Atom),
-        proptest::collection::vec(prop_oneof![Just(0u8), Just(1u8), Just(255u8), any::<u8>()], 0..5)
-            .prop_map(T::Bin),
+        proptest::collection::vec(
+            prop_oneof![Just(0u8), Just(1u8), Just(255u8), any::<u8>()],
+            0..5
+        )
+        .prop_map(T::Bin),
         (proptest::collection::vec(any::<u8>(), 1..4), 1u8..8).prop_map(|(mut b, n)| {
             let last = b.len() - 1;
             b[last] &= 0xFFu8 << (8 - n);
@@ -327,19 +330,24 @@ fn arb_term() -> impl Strategy<Value = T> {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..4).prop_map(T::Tuple),
             proptest::collection::vec(inner.clone(), 0..4).prop_map(|es| T::List(es, None)),
-            (proptest::collection::vec(inner.clone(), 1..3), inner.clone()).prop_map(|(es, t)| {
-                match t {
-                    T::List(..) => T::List(es, None),
-                    t => T::List(es, Some(Box::new(t))),
-                }
-            }),
+            (
+                proptest::collection::vec(inner.clone(), 1..3),
+                inner.clone()
+            )
+                .prop_map(|(es, t)| {
+                    match t {
+                        T::List(..) => T::List(es, None),
+                        t => T::List(es, Some(Box::new(t))),
+                    }
+                }),
             proptest::collection::vec((inner.clone(), inner), 0..3).prop_map(|kvs| {
                 // Map keys must be distinct under exact comparison.
                 let mut out: Vec<(T, T)> = vec![];
                 for (k, v) in kvs {
-                    if out.iter().all(|(o, _)| cmp(o, &k, true) != Ordering::Equal
-                        || encode(&etf(o)).unwrap() != encode(&etf(&k)).unwrap())
-                    {
+                    if out.iter().all(|(o, _)| {
+                        cmp(o, &k, true) != Ordering::Equal
+                            || encode(&etf(o)).unwrap() != encode(&etf(&k)).unwrap()
+                    }) {
                         out.push((k, v));
                     }
                 }
@@ -357,7 +365,9 @@ fn enc(t: &T) -> Vec<u8> {
 fn same(a: &T, b: &T) -> bool {
     match (a, b) {
         (T::Float(x), T::Float(y)) => x.to_bits() == y.to_bits(),
-        (T::Tuple(x), T::Tuple(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q)),
+        (T::Tuple(x), T::Tuple(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q))
+        }
         (T::List(x, tx), T::List(y, ty)) => {
             x.len() == y.len()
                 && x.iter().zip(y).all(|(p, q)| same(p, q))
@@ -369,7 +379,8 @@ fn same(a: &T, b: &T) -> bool {
         }
         (T::Map(x), T::Map(y)) => {
             x.len() == y.len()
-                && x.iter().all(|(k, v)| y.iter().any(|(k2, v2)| same(k, k2) && same(v, v2)))
+                && x.iter()
+                    .all(|(k, v)| y.iter().any(|(k2, v2)| same(k, k2) && same(v, v2)))
         }
         _ => a == b,
     }
@@ -424,8 +435,10 @@ fn numbers_compare_across_types() {
     }
     // Equal but not identical: same main part, integer first.
     assert!(enc(&T::Int(1)) < enc(&T::Float(1.0)));
-    assert!(enc(&T::Tuple(vec![T::Float(1.0), T::Atom("a".into())]))
-        < enc(&T::Tuple(vec![T::Int(1), T::Atom("b".into())])));
+    assert!(
+        enc(&T::Tuple(vec![T::Float(1.0), T::Atom("a".into())]))
+            < enc(&T::Tuple(vec![T::Int(1), T::Atom("b".into())]))
+    );
 }
 
 #[test]
@@ -471,7 +484,12 @@ fn hash_tag_span_is_the_tag() {
     assert!(a.tag.is_some());
     assert_eq!(a.hash_bytes(), b.hash_bytes());
     assert_ne!(a.bytes, b.bytes);
-    let plain = encode(&etf(&T::Tuple(vec![T::Atom("tag".into()), T::Int(1), T::Int(2)]))).unwrap();
+    let plain = encode(&etf(&T::Tuple(vec![
+        T::Atom("tag".into()),
+        T::Int(1),
+        T::Int(2),
+    ])))
+    .unwrap();
     assert!(plain.tag.is_none());
 }
 
@@ -493,7 +511,10 @@ fn latin1_atoms_encode_as_utf8() {
 fn oversized_and_malformed_keys_are_errors() {
     let big = vec![1u8; MAX_KEY_BYTES];
     assert!(matches!(encode_binary(&big), Err(Error::KeyTooLarge)));
-    assert!(matches!(encode(&[ETF_VERSION, BINARY_EXT, 0, 0]), Err(Error::BadKey(_))));
+    assert!(matches!(
+        encode(&[ETF_VERSION, BINARY_EXT, 0, 0]),
+        Err(Error::BadKey(_))
+    ));
     assert!(matches!(encode(&[1, 2, 3]), Err(Error::BadKey(_))));
     assert!(decode(&[0xEE]).is_err());
 }

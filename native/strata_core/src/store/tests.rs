@@ -24,8 +24,10 @@ fn put(s: &Store, k: &str, v: &[u8]) {
 }
 
 fn get(s: &Store, k: &str) -> (u64, Option<Vec<u8>>) {
-    s.get(&key(s, k), true, None, |st| (st.version, st.value.map(<[u8]>::to_vec)))
-        .unwrap()
+    s.get(&key(s, k), true, None, |st| {
+        (st.version, st.value.map(<[u8]>::to_vec))
+    })
+    .unwrap()
 }
 
 fn sync_commit(s: &Store, c: Commit) -> Result<(), Error> {
@@ -124,7 +126,10 @@ fn reopen_keeps_data_and_sequences() {
 fn second_open_is_locked_and_partition_count_is_checked() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
-    assert!(matches!(Store::open(Config::new(dir.path())), Err(Error::Locked)));
+    assert!(matches!(
+        Store::open(Config::new(dir.path())),
+        Err(Error::Locked)
+    ));
     drop(s);
     assert_eq!(
         Store::open(Config::new(dir.path())).err(),
@@ -151,7 +156,10 @@ fn log_follows_writes_and_truncates_to_a_tail() {
     assert_eq!(log.len(), 10);
     assert!(log.windows(2).all(|w| w[1].seq == w[0].seq + 1));
     assert!(log.iter().all(|e| e.key == k.bytes && !e.delete));
-    assert_eq!(s.log_since(p, log[4].seq, 2, true).unwrap(), log[5..7].to_vec());
+    assert_eq!(
+        s.log_since(p, log[4].seq, 2, true).unwrap(),
+        log[5..7].to_vec()
+    );
     s.truncate_log(3).unwrap();
     let tail = s.log_since(p, 0, 100, true).unwrap();
     assert_eq!(tail, log[7..].to_vec());
@@ -261,7 +269,15 @@ fn scans_merge_partitions_in_key_order_over_a_snapshot() {
     let keys: Vec<_> = back.items.iter().map(|(k, _)| k.clone()).collect();
     assert_eq!(keys, vec![enc("k199"), enc("k198"), enc("k197")]);
     let one = s
-        .scan(&snap, &Bound::Included(enc("k250")), &Bound::Included(enc("k250")), false, 10, None, true)
+        .scan(
+            &snap,
+            &Bound::Included(enc("k250")),
+            &Bound::Included(enc("k250")),
+            false,
+            10,
+            None,
+            true,
+        )
         .unwrap();
     assert_eq!(one.items.len(), 1);
     assert!(one.next.is_none());
@@ -344,7 +360,10 @@ fn log_and_data_agree_after_a_crash() {
     let mut entries = 0;
     for p in 0..8u16 {
         let log = s.log_since(p, 0, 1_000_000, true).unwrap();
-        assert!(log.windows(2).all(|w| w[1].seq == w[0].seq + 1), "gap in the log");
+        assert!(
+            log.windows(2).all(|w| w[1].seq == w[0].seq + 1),
+            "gap in the log"
+        );
         assert_eq!(log.last().map_or(0, |e| e.seq), s.last_seq(p).unwrap());
         for e in log {
             let mut dk = p.to_be_bytes().to_vec();
@@ -362,7 +381,15 @@ fn log_and_data_agree_after_a_crash() {
     }
     let snap = s.snapshot();
     let all = s
-        .scan(&snap, &Bound::Unbounded, &Bound::Unbounded, false, 10_000, None, true)
+        .scan(
+            &snap,
+            &Bound::Unbounded,
+            &Bound::Unbounded,
+            false,
+            10_000,
+            None,
+            true,
+        )
         .unwrap();
     assert_eq!(all.items.len(), latest.len());
 }
@@ -377,7 +404,10 @@ fn closing_releases_outstanding_snapshots() {
     s.close();
     // The directory can be opened again at once, and the old snapshot answers Closed.
     let s = open(dir.path());
-    assert!(matches!(s.get(&key(&s, "k"), true, Some(&snap), |_| ()), Err(Error::Closed)));
+    assert!(matches!(
+        s.get(&key(&s, "k"), true, Some(&snap), |_| ()),
+        Err(Error::Closed)
+    ));
     drop(copy);
     drop(snap);
     assert_eq!(get(&s, "k").1.as_deref(), Some(&b"v"[..]));
