@@ -84,8 +84,9 @@ median(Runs, Setup, Measure) ->
                                            Samples)).
 
 row(System, Op, Size, Procs, Dur, Sample) ->
-    progress("~-14s ~-12s ~4w B ~2w proc ~-5s ~10.0f ops/s  p50 ~8.1f us  p99 ~8.1f us",
-             [System, Op, Size, Procs, Dur, maps:get(ops, Sample), maps:get(p50, Sample),
+    {_, {H, Mi, Se}} = calendar:local_time(),
+    progress("~2..0w:~2..0w:~2..0w ~-14s ~-12s ~4w B ~2w proc ~-5s ~10w ops/s  p50 ~8.1f us  p99 ~8.1f us",
+             [H, Mi, Se, System, Op, Size, Procs, Dur, round(maps:get(ops, Sample)), maps:get(p50, Sample),
               maps:get(p99, Sample)]),
     Sample#{system => list_to_binary(System), op => list_to_binary(Op), size => Size,
             procs => Procs, durability => list_to_binary(Dur)}.
@@ -101,33 +102,32 @@ strata_rows(#{ops := Ops, sync_ops := SyncOps, runs := Runs, procs := ProcList} 
                   Value = binary:copy(<<"v">>, Size),
                   Load = fun() -> [ok = strata:put(key(I), Value) || I <- lists:seq(0, Ops - 1)] end,
                   Load(),
-                  Async =
-                      [row("strata", "put", Size, N, "async",
-                           median(Runs, fun() -> ok end,
-                                  fun() -> measure(N, Ops, fun(I) -> ok = strata:put(key(index(I, Ops)), Value) end) end))
-                       || N <- ProcList] ++
-                      [row("strata", "get", Size, N, "async",
-                           median(Runs, fun() -> ok end,
-                                  fun() -> measure(N, Ops, fun(I) -> {ok, _} = strata:get(key(index(I, Ops))) end) end))
-                       || N <- ProcList] ++
-                      [row("strata", "delete", Size, N, "async",
-                           median(Runs, Load,
-                                  fun() -> measure(N, Ops, fun(I) -> ok = strata:delete(key(index(I, Ops))) end) end))
-                       || N <- [1, 8]] ++
-                      [row("strata", "batch10", Size, N, "async",
-                           median(Runs, fun() -> ok end,
-                                  fun() -> measure(N, Ops div 10, fun(I) -> batch(I, Ops, Value) end) end))
-                       || N <- [1, 8]],
-                  Load(),
-                  Scan = [row("strata", "scan100", Size, N, "async",
+                  %% In this order: later steps read what earlier ones wrote.
+                  Puts = [row("strata", "put", Size, N, "async",
                               median(Runs, fun() -> ok end,
-                                     fun() -> measure(N, maps:get(scan_pages, P), fun(I) -> scan_page(I, Ops) end) end))
-                          || N <- [1, 8]],
+                                     fun() -> measure(N, Ops, fun(I) -> ok = strata:put(key(index(I, Ops)), Value) end) end))
+                          || N <- ProcList],
+                  Gets = [row("strata", "get", Size, N, "async",
+                              median(Runs, fun() -> ok end,
+                                     fun() -> measure(N, Ops, fun(I) -> {ok, _} = strata:get(key(index(I, Ops))) end) end))
+                          || N <- ProcList],
+                  Batches = [row("strata", "batch10", Size, N, "async",
+                                 median(Runs, fun() -> ok end,
+                                        fun() -> measure(N, Ops div 10, fun(I) -> batch(I, Ops, Value) end) end))
+                             || N <- [1, 8]],
+                  Scans = [row("strata", "scan100", Size, N, "async",
+                               median(Runs, fun() -> ok end,
+                                      fun() -> measure(N, maps:get(scan_pages, P), fun(I) -> scan_page(I, Ops) end) end))
+                           || N <- [1, 8]],
                   Sync = [row("strata", "put", Size, N, "sync",
                               median(Runs, fun() -> ok end,
                                      fun() -> measure(N, SyncOps, fun(I) -> ok = strata:put(key(index(I, Ops)), Value, #{durability => sync}) end) end))
                           || N <- ProcList],
-                  Async ++ Scan ++ Sync
+                  Deletes = [row("strata", "delete", Size, N, "async",
+                                 median(Runs, Load,
+                                        fun() -> measure(N, Ops, fun(I) -> ok = strata:delete(key(index(I, Ops))) end) end))
+                             || N <- [1, 8]],
+                  Puts ++ Gets ++ Deletes ++ Batches ++ Scans ++ Sync
               end || Size <- ?VALUE_SIZES]),
     application:stop(strata),
     Rows.
@@ -148,10 +148,11 @@ ets_rows(#{ops := Ops, runs := Runs}) ->
       [begin
            Value = binary:copy(<<"v">>, Size),
            T = ets:new(bench, [set, public, {write_concurrency, true}, {read_concurrency, true}]),
-           R = [row("ets", "put", Size, N, "-",
+           Puts = [row("ets", "put", Size, N, "-",
                     median(Runs, fun() -> ok end,
                            fun() -> measure(N, Ops, fun(I) -> ets:insert(T, {key(index(I, Ops)), Value}) end) end))
-                || N <- [1, 8]] ++
+                || N <- [1, 8]],
+           R = Puts ++
                [row("ets", "get", Size, N, "-",
                     median(Runs, fun() -> ok end,
                            fun() -> measure(N, Ops, fun(I) -> [_] = ets:lookup(T, key(index(I, Ops))) end) end))
@@ -166,10 +167,11 @@ dets_rows(#{dets_ops := Ops, runs := Runs}, Dir) ->
            Value = binary:copy(<<"v">>, Size),
            File = filename:join(Dir, "bench" ++ integer_to_list(Size) ++ ".dets"),
            {ok, T} = dets:open_file(make_ref(), [{file, File}, {type, set}]),
-           R = [row("dets", "put", Size, N, "-",
+           Puts = [row("dets", "put", Size, N, "-",
                     median(Runs, fun() -> ok end,
                            fun() -> measure(N, Ops, fun(I) -> ok = dets:insert(T, {key(index(I, Ops)), Value}) end) end))
-                || N <- [1, 8]] ++
+                || N <- [1, 8]],
+           R = Puts ++
                [row("dets", "get", Size, N, "-",
                     median(Runs, fun() -> ok end,
                            fun() -> measure(N, Ops, fun(I) -> [_] = dets:lookup(T, key(index(I, Ops))) end) end))
@@ -190,10 +192,11 @@ mnesia_rows(#{ops := Ops, runs := Runs}, Dir) ->
                                                            {attributes, [k, v]}]),
                   TxPut = fun(K) -> {atomic, ok} = mnesia:transaction(fun() -> mnesia:write({Tab, K, Value}) end) end,
                   TxGet = fun(K) -> {atomic, [_]} = mnesia:transaction(fun() -> mnesia:read(Tab, K) end) end,
-                  [row("mnesia_dirty", "put", Size, N, "-",
+                  DirtyPuts = [row("mnesia_dirty", "put", Size, N, "-",
                        median(Runs, fun() -> ok end,
                               fun() -> measure(N, Ops, fun(I) -> ok = mnesia:dirty_write({Tab, key(index(I, Ops)), Value}) end) end))
-                   || N <- [1, 8]] ++
+                   || N <- [1, 8]],
+                  DirtyPuts ++
                   [row("mnesia_dirty", "get", Size, N, "-",
                        median(Runs, fun() -> ok end,
                               fun() -> measure(N, Ops, fun(I) -> [_] = mnesia:dirty_read(Tab, key(index(I, Ops))) end) end))
@@ -259,13 +262,13 @@ report(Rows, #{mode := Mode}, OutDir) ->
     Lines = [{R, Ratio(R)} || R <- Rows],
     Header = "| system | op | value | procs | durability | ops/s | p50 us | p99 us | vs raw RocksDB | vs Mnesia tx |\n"
              "|---|---|---|---|---|---|---|---|---|---|\n",
-    Md = [Header | [io_lib:format("| ~s | ~s | ~w B | ~w | ~s | ~.0f | ~.1f | ~.1f | ~s | ~s |~n",
-                                  [S, O, Z, Pr, D, Ops, P50, P99, fmt(VR), fmt(VM)])
+    Md = [Header | [io_lib:format("| ~s | ~s | ~w B | ~w | ~s | ~w | ~.1f | ~.1f | ~s | ~s |~n",
+                                  [S, O, Z, Pr, D, round(Ops), P50, P99, fmt(VR), fmt(VM)])
                     || {#{system := S, op := O, size := Z, procs := Pr, durability := D,
                           ops := Ops, p50 := P50, p99 := P99}, {VR, VM}} <- Lines]],
     Csv = ["system,op,value_bytes,procs,durability,ops_per_s,p50_us,p99_us,vs_raw,vs_mnesia_tx\n" |
-           [io_lib:format("~s,~s,~w,~w,~s,~.0f,~.2f,~.2f,~s,~s~n",
-                          [S, O, Z, Pr, D, Ops, P50, P99, fmt(VR), fmt(VM)])
+           [io_lib:format("~s,~s,~w,~w,~s,~w,~.2f,~.2f,~s,~s~n",
+                          [S, O, Z, Pr, D, round(Ops), P50, P99, fmt(VR), fmt(VM)])
             || {#{system := S, op := O, size := Z, procs := Pr, durability := D,
                   ops := Ops, p50 := P50, p99 := P99}, {VR, VM}} <- Lines]],
     Targets = targets(Find),
@@ -286,8 +289,8 @@ targets(Find) ->
           end,
     Check = fun(Name, A, B, Factor) when is_number(A), is_number(B) ->
                     Met = A >= Factor * B,
-                    io_lib:format("- ~s: ~.0f vs ~.0f ops/s = ~.2fx (target ~.2fx): ~s~n",
-                                  [Name, A, B, A / B, Factor, case Met of true -> "met"; false -> "NOT met" end]);
+                    io_lib:format("- ~s: ~w vs ~w ops/s = ~.2fx (target ~.2fx): ~s~n",
+                                  [Name, round(A), round(B), A / B, Factor, case Met of true -> "met"; false -> "NOT met" end]);
                (Name, _, _, _) ->
                     io_lib:format("- ~s: not measured~n", [Name])
             end,

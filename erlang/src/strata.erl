@@ -45,10 +45,10 @@ put(Key, Value) ->
 %% (`{error, key_too_large}').
 -spec put(term(), term(), opts()) -> ok | error().
 put(Key, Value, Opts) ->
-    with_opts(Opts, fun(O) ->
+    with_opts(Opts, fun(#{durability := D, timeout := T}) ->
                             case strata_tx:in_transaction() of
                                 true -> strata_tx:write(Key, Value);
-                                false -> write([{put, Key, Value}], O)
+                                false -> strata_store:put(Key, Value, D, T)
                             end
                     end).
 
@@ -73,15 +73,12 @@ delete(Key) ->
 %% @doc Deletes `Key' (deleting a missing key is `ok').
 -spec delete(term(), opts()) -> ok | error().
 delete(Key, Opts) ->
-    with_opts(Opts, fun(O) ->
+    with_opts(Opts, fun(#{durability := D, timeout := T}) ->
                             case strata_tx:in_transaction() of
                                 true -> strata_tx:delete(Key);
-                                false -> write([{delete, Key}], O)
+                                false -> strata_store:delete(Key, D, T)
                             end
                     end).
-
-write(Writes, #{durability := D, timeout := T}) ->
-    strata_store:commit([], Writes, D, T).
 
 %% @equiv test_and_set(Key, Old, New, #{})
 -spec test_and_set(term(), term(), term()) ->
@@ -267,10 +264,10 @@ status() ->
 
 %%% Options
 
+with_opts(Opts, Fun) when map_size(Opts) =:= 0 ->
+    Fun(defaults());
 with_opts(Opts, Fun) when is_map(Opts) ->
-    Defaults = #{timeout => ?DEFAULT_TIMEOUT, durability => default_durability(),
-                 retries => ?DEFAULT_RETRIES},
-    Merged = maps:merge(Defaults, Opts),
+    Merged = maps:merge(defaults(), Opts),
     case [{K, V} || {K, V} <- maps:to_list(Merged), not valid_opt(K, V)] of
         [] -> Fun(Merged);
         [Bad | _] -> {error, {bad_option, Bad}}
@@ -283,6 +280,10 @@ valid_opt(timeout, T) -> is_integer(T) andalso T >= 0;
 valid_opt(durability, D) -> D =:= async orelse D =:= sync;
 valid_opt(retries, R) -> is_integer(R) andalso R >= 0;
 valid_opt(_, _) -> false.
+
+defaults() ->
+    #{timeout => ?DEFAULT_TIMEOUT, durability => default_durability(),
+      retries => ?DEFAULT_RETRIES}.
 
 default_durability() ->
     case strata_store:config() of

@@ -9,7 +9,7 @@
 
 -export([open/2, close/1, partition_of/2, info/1,
          get/2, get_dirty/2, get_versioned/3, get_versioned_dirty/3, snapshot/1,
-         commit/3, commit_dirty/3, commit_sync/4, commit_sync_dirty/4,
+         put/3, put_dirty/3, delete/2, delete_dirty/2, commit/3, commit_dirty/3, commit_sync/4, commit_sync_dirty/4,
          scan/7, scan_dirty/7,
          log_since/4, last_seq/2, truncate_log/2, backup/2,
          encode_key/1, decode_key/1]).
@@ -72,6 +72,22 @@ get_versioned_dirty(_Store, _Snap, _Key) -> ?NOT_LOADED.
 %% @doc A consistent read view of the store.
 -spec snapshot(store()) -> snapshot() | error().
 snapshot(_Store) -> ?NOT_LOADED.
+
+%% @doc Stores one value (async durability), without waiting.
+-spec put(store(), term(), term()) -> ok | would_block | error().
+put(_Store, _Key, _Value) -> ?NOT_LOADED.
+
+%% @doc {@link put/3}, waiting for locks and write stalls.
+-spec put_dirty(store(), term(), term()) -> ok | error().
+put_dirty(_Store, _Key, _Value) -> ?NOT_LOADED.
+
+%% @doc Deletes one key (async durability), without waiting.
+-spec delete(store(), term()) -> ok | would_block | error().
+delete(_Store, _Key) -> ?NOT_LOADED.
+
+%% @doc {@link delete/2}, waiting for locks and write stalls.
+-spec delete_dirty(store(), term()) -> ok | error().
+delete_dirty(_Store, _Key) -> ?NOT_LOADED.
 
 %% @doc Validates read versions and applies writes atomically (async durability), without
 %% waiting.

@@ -9,7 +9,7 @@
 -behaviour(gen_server).
 
 -export([start_link/1, stop/0, handle/0, config/0]).
--export([get/1, get_versioned/2, snapshot/0, commit/4, scan/6, partition_of/1,
+-export([get/1, put/4, delete/3, get_versioned/2, snapshot/0, commit/4, scan/6, partition_of/1,
          log_since/3, last_seq/1, backup/1, info/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
@@ -55,12 +55,42 @@ config() ->
 %% @doc Reads the current value of a key.
 -spec get(term()) -> {ok, term()} | {error, term()}.
 get(Key) ->
+    case persistent_term:get(?HANDLE, undefined) of
+        {S, _} ->
+            case strata_nif:get(S, Key) of
+                would_block -> strata_nif:get_dirty(S, Key);
+                Reply -> Reply
+            end;
+        undefined ->
+            {error, not_started}
+    end.
+
+%% @doc Stores one value, durable as asked; see {@link commit/4} for sync timeouts.
+-spec put(term(), term(), durability(), timeout()) -> ok | {error, term()}.
+put(Key, Value, async, _Timeout) ->
+    case persistent_term:get(?HANDLE, undefined) of
+        {S, _} ->
+            case strata_nif:put(S, Key, Value) of
+                would_block -> strata_nif:put_dirty(S, Key, Value);
+                Reply -> Reply
+            end;
+        undefined ->
+            {error, not_started}
+    end;
+put(Key, Value, sync, Timeout) ->
+    commit([], [{put, Key, Value}], sync, Timeout).
+
+%% @doc Deletes one key, durable as asked.
+-spec delete(term(), durability(), timeout()) -> ok | {error, term()}.
+delete(Key, async, _Timeout) ->
     with(fun(S) ->
-                 case strata_nif:get(S, Key) of
-                     would_block -> strata_nif:get_dirty(S, Key);
+                 case strata_nif:delete(S, Key) of
+                     would_block -> strata_nif:delete_dirty(S, Key);
                      Reply -> Reply
                  end
-         end).
+         end);
+delete(Key, sync, Timeout) ->
+    commit([], [{delete, Key}], sync, Timeout).
 
 %% @doc Reads a key and its version as of a snapshot.
 -spec get_versioned(strata_nif:snapshot() | latest, term()) ->

@@ -176,6 +176,24 @@ pub struct Store {
     cfg: Config,
 }
 
+thread_local! {
+    /// Read options without a snapshot, made once per thread: (memory only, may block).
+    static READ_OPTS: (ReadOptions, ReadOptions) = (read_opts(false, None), read_opts(true, None));
+}
+
+/// Runs `f` with read options for `blocking` and `snap`, reusing this thread's options when
+/// there is no snapshot (the hot path).
+pub(crate) fn with_read_opts<R>(
+    blocking: bool,
+    snap: Option<&RocksSnapshot>,
+    f: impl FnOnce(&ReadOptions) -> R,
+) -> R {
+    match snap {
+        None => READ_OPTS.with(|(fast, slow)| f(if blocking { slow } else { fast })),
+        Some(_) => f(&read_opts(blocking, snap)),
+    }
+}
+
 fn read_opts(blocking: bool, snap: Option<&RocksSnapshot>) -> ReadOptions {
     let mut ro = ReadOptions::default();
     if !blocking {
@@ -276,12 +294,11 @@ impl Store {
         f: impl FnOnce(Stored) -> R,
     ) -> Result<R, Error> {
         let view = snap.map(Snapshot::view).transpose()?;
-        let ro = read_opts(blocking, view.as_deref().and_then(Option::as_ref));
         let inner = &self.inner;
-        match inner
-            .db
-            .get_pinned_cf_opt(inner.cf(CF_DATA), data_key, &ro)?
-        {
+        let found = with_read_opts(blocking, view.as_deref().and_then(Option::as_ref), |ro| {
+            inner.db.get_pinned_cf_opt(inner.cf(CF_DATA), data_key, ro)
+        })?;
+        match found {
             Some(rec) => Ok(f(Stored::parse(&rec)?)),
             None => Ok(f(Stored::MISSING)),
         }

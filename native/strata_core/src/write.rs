@@ -11,13 +11,13 @@
 //! in queue order against each other's writes, exactly as if applied one by one.
 
 use crate::store::{
-    log_key, Inner, Stored, CF_DATA, CF_LOG, FLAG_LIVE, FLAG_TOMBSTONE, HEADER, MAX_VALUE_BYTES,
+    log_key, with_read_opts, Inner, Stored, CF_DATA, CF_LOG, FLAG_LIVE, FLAG_TOMBSTONE, HEADER, MAX_VALUE_BYTES,
     OP_DELETE, OP_PUT,
 };
 use crate::{Error, Store};
 use crossbeam::channel::{self, Receiver, Sender, TrySendError};
 use parking_lot::MutexGuard;
-use rocksdb::{ReadOptions, ReadTier, WriteBatch, WriteOptions};
+use rocksdb::{WriteBatch, WriteOptions};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -27,6 +27,15 @@ use std::thread::JoinHandle;
 const QUEUE: usize = 4096;
 /// Commits merged into one batch at most.
 const MAX_GROUP: usize = 512;
+
+thread_local! {
+    /// Async write options, made once per thread: (never stall, may stall).
+    static WRITE_OPTS: (WriteOptions, WriteOptions) = {
+        let mut fast = WriteOptions::default();
+        fast.set_no_slowdown(true);
+        (fast, WriteOptions::default())
+    };
+}
 
 /// A version a commit's read observed; the commit aborts if the key's version has changed.
 #[derive(Debug, Clone)]
@@ -182,21 +191,24 @@ fn build(
 ) -> Result<Vec<Result<(), Error>>, Error> {
     let data = inner.cf(CF_DATA);
     let log = inner.cf(CF_LOG);
-    let mut ro = ReadOptions::default();
-    if !blocking {
-        ro.set_read_tier(ReadTier::BlockCache);
-    }
+    // Versions written by earlier commits of this group (not needed for a group of one).
     let mut written: HashMap<&[u8], u64> = HashMap::new();
+    let grouped = commits.len() > 1;
     let mut results = Vec::with_capacity(commits.len());
     for c in commits {
         let mut conflicts = Vec::new();
         for (i, r) in c.reads.iter().enumerate() {
             let current = match written.get(r.key.as_slice()) {
                 Some(v) => *v,
-                None => match inner.db.get_pinned_cf_opt(data, &r.key, &ro)? {
-                    Some(rec) => Stored::parse(&rec)?.version,
-                    None => 0,
-                },
+                None => {
+                    let rec = with_read_opts(blocking, None, |ro| {
+                        inner.db.get_pinned_cf_opt(data, &r.key, ro)
+                    })?;
+                    match rec {
+                        Some(rec) => Stored::parse(&rec)?.version,
+                        None => 0,
+                    }
+                }
             };
             if current != r.version {
                 conflicts.push(i);
@@ -224,7 +236,9 @@ fn build(
             entry.push(if w.value.is_some() { OP_PUT } else { OP_DELETE });
             entry.extend_from_slice(&w.key[2..]);
             batch.put_cf(log, log_key(p as u16, seq), &entry);
-            written.insert(&w.key, seq);
+            if grouped {
+                written.insert(&w.key, seq);
+            }
         }
         results.push(Ok(()));
     }
@@ -252,9 +266,12 @@ impl Store {
             locked.rollback();
             return outcome;
         }
-        let mut wo = WriteOptions::default();
-        wo.set_no_slowdown(!blocking);
-        if let Err(e) = inner.db.write_opt(batch, &wo) {
+        let written = WRITE_OPTS.with(|(fast, slow)| {
+            inner
+                .db
+                .write_opt(batch, if blocking { slow } else { fast })
+        });
+        if let Err(e) = written {
             locked.rollback();
             return Err(e.into());
         }

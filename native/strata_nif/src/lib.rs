@@ -282,6 +282,58 @@ fn build_commit(s: &Store, reads: Vec<(Term, u64)>, writes: Vec<Term>) -> Result
     Ok(c)
 }
 
+fn do_write<'a>(
+    env: Env<'a>,
+    res: &StoreRes,
+    key: Term<'a>,
+    value: Option<Term<'a>>,
+    blocking: bool,
+) -> Term<'a> {
+    let out = with_store(res, |s| {
+        let k = data_key(s, key)?;
+        let write = match value {
+            Some(v) => Write::put(k, value_etf(v)?.as_slice())?,
+            None => Write::delete(k),
+        };
+        let c = Commit {
+            reads: Vec::new(),
+            writes: vec![write],
+        };
+        s.commit(&c, blocking)
+    });
+    consumed(env, 1);
+    answer(env, out.map(|()| atoms::ok()))
+}
+
+/// Stores one value with async durability: `ok` | `would_block` | `{error, Reason}`.
+#[rustler::nif]
+fn put<'a>(env: Env<'a>, res: ResourceArc<StoreRes>, key: Term<'a>, value: Term<'a>) -> Term<'a> {
+    do_write(env, &res, key, Some(value), false)
+}
+
+/// `put/3` on a dirty IO scheduler.
+#[rustler::nif(schedule = "DirtyIo")]
+fn put_dirty<'a>(
+    env: Env<'a>,
+    res: ResourceArc<StoreRes>,
+    key: Term<'a>,
+    value: Term<'a>,
+) -> Term<'a> {
+    do_write(env, &res, key, Some(value), true)
+}
+
+/// Deletes one key with async durability: `ok` | `would_block` | `{error, Reason}`.
+#[rustler::nif]
+fn delete<'a>(env: Env<'a>, res: ResourceArc<StoreRes>, key: Term<'a>) -> Term<'a> {
+    do_write(env, &res, key, None, false)
+}
+
+/// `delete/2` on a dirty IO scheduler.
+#[rustler::nif(schedule = "DirtyIo")]
+fn delete_dirty<'a>(env: Env<'a>, res: ResourceArc<StoreRes>, key: Term<'a>) -> Term<'a> {
+    do_write(env, &res, key, None, true)
+}
+
 fn do_commit<'a>(
     env: Env<'a>,
     res: &StoreRes,
