@@ -119,6 +119,11 @@ strata_rows(#{ops := Ops, sync_ops := SyncOps, runs := Runs, procs := ProcList} 
                                median(Runs, fun() -> ok end,
                                       fun() -> measure(N, maps:get(scan_pages, P), fun(I) -> scan_page(I, Ops) end) end))
                            || N <- [1, 8]],
+                  [ok = strata:put(strata:tag(bench, I), Value) || I <- lists:seq(0, Ops - 1)],
+                  TagScans = [row("strata", "scan100_tag", Size, N, "async",
+                                  median(Runs, fun() -> ok end,
+                                         fun() -> measure(N, maps:get(scan_pages, P), fun(I) -> tag_page(I, Ops) end) end))
+                              || N <- [1, 8]],
                   Sync = [row("strata", "put", Size, N, "sync",
                               median(Runs, fun() -> ok end,
                                      fun() -> measure(N, SyncOps, fun(I) -> ok = strata:put(key(index(I, Ops)), Value, #{durability => sync}) end) end))
@@ -127,7 +132,7 @@ strata_rows(#{ops := Ops, sync_ops := SyncOps, runs := Runs, procs := ProcList} 
                                  median(Runs, Load,
                                         fun() -> measure(N, Ops, fun(I) -> ok = strata:delete(key(index(I, Ops))) end) end))
                              || N <- [1, 8]],
-                  Puts ++ Gets ++ Deletes ++ Batches ++ Scans ++ Sync
+                  Puts ++ Gets ++ Deletes ++ Batches ++ Scans ++ TagScans ++ Sync
               end || Size <- ?VALUE_SIZES]),
     application:stop(strata),
     Rows.
@@ -136,6 +141,12 @@ batch(I, Ops, Value) ->
     Writes = [{write, key(index(I * 10 + J, Ops)), Value} || J <- lists:seq(0, 9)],
     Results = strata:req_list(Writes ++ [commit]),
     {ok} = lists:last(Results).
+
+%% A page of keys sharing one hash tag: a single-partition scan.
+tag_page(I, Ops) ->
+    {ok, Items, _} = strata:scan(strata:tag(bench, index(I, Ops)), strata:tag(bench, Ops),
+                                 #{limit => 100}),
+    true = length(Items) > 0.
 
 scan_page(I, Ops) ->
     {ok, Items, _} = strata:scan(key(index(I, Ops)), '$max', #{limit => 100}),

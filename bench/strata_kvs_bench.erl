@@ -49,8 +49,12 @@ run(Opts) ->
     Systems = maps:get(systems, Opts, [strata, mnesia_tx, mnesia_dirty]),
     ok = setup(Dir, Systems),
     try
-        Rows = [{Name, [{S, measure(S, Workload, Cfg)} || S <- Systems]}
-                || {Name, Workload} <- workloads()],
+        %% One system at a time, so that one's background work (Mnesia dumping its log,
+        %% RocksDB compacting) lands in its own measurements, not in another's.
+        BySystem = [{S, [{Name, measure(S, Workload, Cfg)} || {Name, Workload} <- workloads()]}
+                    || S <- Systems, ok =:= settle(S, clear)],
+        Rows = [{Name, [{S, proplists:get_value(Name, Res)} || {S, Res} <- BySystem]}
+                || {Name, _} <- workloads()],
         print(Rows, Systems, Cfg),
         Rows
     after
@@ -58,60 +62,74 @@ run(Opts) ->
     end.
 
 workloads() ->
-    [{"append, 1 process, 1 feed", {append, 1, 1}},
+    [{"pages of 100, 1 process", {pages, 1}},
+     {"append, 1 process, 1 feed", {append, 1, 1}},
      {"append, 8 processes, 1 shared feed", {append, 8, 1}},
-     {"append, 8 processes, 8 feeds", {append, 8, 8}},
-     {"pages of 100, 1 process", {pages, 1}}].
+     {"append, 8 processes, 8 feeds", {append, 8, 8}}].
+
+%% Mnesia: dump its log now rather than during the next measurement, and before a new
+%% system starts, empty its tables.
+settle(strata, _) ->
+    ok;
+settle(_Mnesia, clear) ->
+    {atomic, ok} = mnesia:clear_table(bench_entry),
+    {atomic, ok} = mnesia:clear_table(bench_writer),
+    settle(mnesia, keep);
+settle(_Mnesia, keep) ->
+    _ = mnesia:dump_log(),
+    ok.
 
 %%% Setup
 
 setup(Dir, Systems) ->
     ok = filelib:ensure_dir(filename:join(Dir, "x")),
-    case lists:member(strata, Systems) of
-        true ->
-            case whereis(strata_sup) of
-                undefined ->
-                    application:load(strata),
-                    application:set_env(strata, data_dir, filename:join(Dir, "strata")),
-                    application:set_env(strata, durability, async),
-                    {ok, _} = application:ensure_all_started(strata);
-                _ ->
-                    ok  % use the running node, with feeds of unique names
-            end;
-        false ->
-            ok
-    end,
-    case lists:any(fun(S) -> lists:member(S, [mnesia_tx, mnesia_dirty]) end, Systems) of
-        true ->
-            application:stop(mnesia),
-            application:set_env(mnesia, dir, filename:join(Dir, "mnesia")),
-            ok = mnesia:create_schema([node()]),
-            ok = mnesia:start(),
-            {atomic, ok} = mnesia:create_table(bench_entry,
-                                               [{attributes, record_info(fields, bench_entry)},
-                                                {disc_copies, [node()]}]),
-            {atomic, ok} = mnesia:create_table(bench_writer,
-                                               [{attributes, record_info(fields, bench_writer)},
-                                                {disc_copies, [node()]}]),
-            ok = mnesia:wait_for_tables([bench_entry, bench_writer], 30000);
-        false ->
+    ok = case lists:member(strata, Systems) of
+             true -> start_strata(Dir);
+             false -> ok
+         end,
+    case uses_mnesia(Systems) of
+        true -> start_mnesia(Dir);
+        false -> ok
+    end.
+
+%% A fresh strata under Dir, or the one already running (the feeds have unique names).
+start_strata(Dir) ->
+    case whereis(strata_sup) of
+        undefined ->
+            _ = application:load(strata),
+            ok = application:set_env(strata, data_dir, filename:join(Dir, "strata")),
+            ok = application:set_env(strata, durability, async),
+            {ok, _} = application:ensure_all_started(strata),
+            ok;
+        _ ->
             ok
     end.
 
+start_mnesia(Dir) ->
+    _ = application:stop(mnesia),
+    ok = application:set_env(mnesia, dir, filename:join(Dir, "mnesia")),
+    ok = mnesia:create_schema([node()]),
+    ok = mnesia:start(),
+    _ = [{atomic, ok} = mnesia:create_table(T, [{attributes, A}, {disc_copies, [node()]}])
+         || {T, A} <- [{bench_entry, record_info(fields, bench_entry)},
+                       {bench_writer, record_info(fields, bench_writer)}]],
+    ok = mnesia:wait_for_tables([bench_entry, bench_writer], 30000).
+
+uses_mnesia(Systems) ->
+    lists:member(mnesia_tx, Systems) orelse lists:member(mnesia_dirty, Systems).
+
 teardown(Dir, Systems) ->
-    case lists:member(mnesia_tx, Systems) orelse lists:member(mnesia_dirty, Systems) of
-        true -> application:stop(mnesia), mnesia:delete_schema([node()]);
-        false -> ok
-    end,
-    case application:get_env(strata, data_dir) of
-        {ok, D} when is_list(D) ->
-            case lists:prefix(Dir, D) of
-                true -> application:stop(strata);
-                false -> ok
-            end;
-        _ ->
-            ok
-    end,
+    _ = case uses_mnesia(Systems) of
+            true -> _ = application:stop(mnesia), mnesia:delete_schema([node()]);
+            false -> ok
+        end,
+    %% Stop strata only if this run started it.
+    _ = case application:get_env(strata, data_dir) of
+            {ok, D} when is_list(D) ->
+                lists:prefix(Dir, D) andalso application:stop(strata);
+            _ ->
+                ok
+        end,
     _ = file:del_dir_r(Dir),
     ok.
 
@@ -119,7 +137,8 @@ teardown(Dir, Systems) ->
 
 %% The median of `runs' runs: {OpsPerSecond, P50us, P99us, Correct}.
 measure(System, Workload, #{runs := Runs} = Cfg) ->
-    Results = [once(System, Workload, Cfg) || _ <- lists:seq(1, Runs)],
+    Results = [begin ok = settle(System, keep), once(System, Workload, Cfg) end
+               || _ <- lists:seq(1, Runs)],
     Sorted = lists:keysort(1, Results),
     lists:nth((length(Sorted) + 1) div 2, Sorted).
 
@@ -142,7 +161,7 @@ once(System, {pages, Procs}, #{seconds := S, fill := Fill}) ->
 
 fill(System, Feed, N) ->
     Batch = 500,
-    [begin
+    _ = [begin
          Recs = [#bench_entry{id = {fill, Feed, I}, body = ?BODY}
                  || I <- lists:seq(B, min(B + Batch - 1, N))],
          case System of

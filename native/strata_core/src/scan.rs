@@ -8,7 +8,7 @@
 use crate::store::{Stored, CF_DATA};
 use crate::{Error, Snapshot, Store};
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 
 /// One end of a key range, on encoded keys (without the partition prefix).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,72 +86,166 @@ impl Store {
         }
         let view = snap.view()?;
         let data = inner.cf(CF_DATA);
-        let mut iters = Vec::with_capacity(parts.len());
-        for &p in &parts {
-            let mut ro = Snapshot::read_opts(&view, blocking);
-            ro.set_iterate_lower_bound(prefixed(p, &lower));
-            ro.set_iterate_upper_bound(match &upper {
-                Some(u) => prefixed(p, u),
-                None => (p + 1).to_be_bytes().to_vec(),
-            });
-            let mut it = inner.db.raw_iterator_cf_opt(data, ro);
-            if reverse {
-                it.seek_to_last();
-            } else {
-                it.seek_to_first();
-            }
-            it.status()?;
-            iters.push(it);
-        }
-        // Merge by key (without the partition prefix); ties cannot happen across partitions.
-        let mut heap: BinaryHeap<(Reverse<Vec<u8>>, usize)> = BinaryHeap::new();
-        let mut heap_rev: BinaryHeap<(Vec<u8>, usize)> = BinaryHeap::new();
-        let push = |i: usize,
-                    it: &rocksdb::DBRawIteratorWithThreadMode<rocksdb::DB>,
-                    heap: &mut BinaryHeap<(Reverse<Vec<u8>>, usize)>,
-                    heap_rev: &mut BinaryHeap<(Vec<u8>, usize)>| {
-            if let Some(k) = it.key() {
-                if reverse {
-                    heap_rev.push((k[2..].to_vec(), i));
-                } else {
-                    heap.push((Reverse(k[2..].to_vec()), i));
-                }
-            }
+        // One iterator serves every partition: each partition keeps a small buffer of its next
+        // entries, refilled by a seek when it runs dry, and a heap merges the buffer heads.
+        // Keys are spread evenly over partitions, so a page reads about `limit / P` entries of
+        // each and one seek per partition, instead of an iterator per partition.
+        let mut it = inner
+            .db
+            .raw_iterator_cf_opt(data, Snapshot::read_opts(&view, blocking));
+        let range = Range {
+            lower: &lower,
+            upper: upper.as_deref(),
+            reverse,
         };
-        for (i, it) in iters.iter().enumerate() {
-            push(i, it, &mut heap, &mut heap_rev);
+        let first_fill = (2 * limit / parts.len()).clamp(2, limit + 1);
+        let mut cursors: Vec<Cursor> = parts
+            .iter()
+            .map(|&p| Cursor::new(p, first_fill))
+            .collect();
+        let mut heap: BinaryHeap<(HeapKey, usize)> = BinaryHeap::new();
+        for (i, c) in cursors.iter_mut().enumerate() {
+            if let Some(k) = c.head(&mut it, &range)? {
+                heap.push((HeapKey::new(k, reverse), i));
+            }
         }
         let budget = limit.saturating_mul(EXAMINE_FACTOR) + EXAMINE_EXTRA;
         let mut page = ScanPage::default();
         let mut examined = 0;
-        loop {
-            let top = if reverse {
-                heap_rev.pop()
-            } else {
-                heap.pop().map(|(Reverse(k), i)| (k, i))
-            };
-            let Some((key, i)) = top else {
-                return Ok(page);
-            };
-            let it = &mut iters[i];
-            let record = Stored::parse(it.value().expect("valid iterator"))?;
-            if let Some(v) = record.value {
+        while let Some((_, i)) = heap.pop() {
+            let (key, record) = cursors[i].buf.pop_front().expect("head present");
+            if let Some(v) = Stored::parse(&record)?.value {
                 page.items.push((key.clone(), v.to_vec()));
             }
             examined += 1;
-            if reverse {
+            if let Some(k) = cursors[i].head(&mut it, &range)? {
+                heap.push((HeapKey::new(k, reverse), i));
+            }
+            if page.items.len() >= limit || examined >= budget {
+                if !heap.is_empty() {
+                    page.next = Some(key);
+                }
+                break;
+            }
+        }
+        Ok(page)
+    }
+}
+
+/// The bounds of a scan, on keys without their partition prefix.
+struct Range<'a> {
+    lower: &'a [u8],
+    upper: Option<&'a [u8]>,
+    reverse: bool,
+}
+
+/// Heap order: smallest key first going forward, largest first in reverse.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum HeapKey {
+    Forward(Reverse<Vec<u8>>),
+    Backward(Vec<u8>),
+}
+
+impl HeapKey {
+    fn new(k: &[u8], reverse: bool) -> Self {
+        if reverse {
+            HeapKey::Backward(k.to_vec())
+        } else {
+            HeapKey::Forward(Reverse(k.to_vec()))
+        }
+    }
+}
+
+/// One partition's position in a scan.
+struct Cursor {
+    partition: u16,
+    /// Entries read ahead: key without prefix, stored record.
+    buf: VecDeque<(Vec<u8>, Vec<u8>)>,
+    /// The last key read, where the next fill resumes (exclusive).
+    last: Option<Vec<u8>>,
+    /// No more entries in range.
+    done: bool,
+    /// Entries to read on the next fill.
+    fill: usize,
+}
+
+impl Cursor {
+    fn new(partition: u16, fill: usize) -> Self {
+        Cursor {
+            partition,
+            buf: VecDeque::new(),
+            last: None,
+            done: false,
+            fill,
+        }
+    }
+
+    /// The next key of this partition, reading ahead when the buffer is empty.
+    fn head(
+        &mut self,
+        it: &mut rocksdb::DBRawIteratorWithThreadMode<rocksdb::DB>,
+        r: &Range,
+    ) -> Result<Option<&[u8]>, Error> {
+        if self.buf.is_empty() && !self.done {
+            self.read(it, r)?;
+        }
+        Ok(self.buf.front().map(|(k, _)| k.as_slice()))
+    }
+
+    fn read(
+        &mut self,
+        it: &mut rocksdb::DBRawIteratorWithThreadMode<rocksdb::DB>,
+        r: &Range,
+    ) -> Result<(), Error> {
+        let p = self.partition;
+        if r.reverse {
+            let end = match (&self.last, r.upper) {
+                (Some(last), _) => prefixed(p, last),
+                (None, Some(u)) => prefixed(p, u),
+                (None, None) => (p + 1).to_be_bytes().to_vec(),
+            };
+            // Position on the last key strictly below `end`.
+            it.seek_for_prev(&end);
+            if it.key().is_some_and(|k| k >= end.as_slice()) {
+                it.prev();
+            }
+        } else {
+            match &self.last {
+                Some(last) => it.seek(prefixed(p, &successor(last))),
+                None => it.seek(prefixed(p, r.lower)),
+            }
+        }
+        let mut read = 0;
+        while read < self.fill {
+            let Some(k) = it.key() else { break };
+            if k[..2] != p.to_be_bytes() {
+                break;
+            }
+            let key = &k[2..];
+            let inside = if r.reverse {
+                key >= r.lower
+            } else {
+                r.upper.is_none_or(|u| key < u)
+            };
+            if !inside {
+                break;
+            }
+            self.buf
+                .push_back((key.to_vec(), it.value().expect("valid").to_vec()));
+            read += 1;
+            if r.reverse {
                 it.prev();
             } else {
                 it.next();
             }
-            it.status()?;
-            push(i, it, &mut heap, &mut heap_rev);
-            if page.items.len() >= limit || examined >= budget {
-                if !heap.is_empty() || !heap_rev.is_empty() {
-                    page.next = Some(key);
-                }
-                return Ok(page);
-            }
         }
+        it.status()?;
+        if read < self.fill {
+            self.done = true;
+        } else {
+            self.last = self.buf.back().map(|(k, _)| k.clone());
+            self.fill = (self.fill * 2).min(1024);
+        }
+        Ok(())
     }
 }
