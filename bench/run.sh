@@ -17,7 +17,7 @@ start=$(date +%s)
 echo "== strata benchmark ($mode) on $(nproc) cores, $(grep MemTotal /proc/meminfo | awk '{print int($2/1048576)}') GiB; results in $out"
 
 cargo build --release --locked -p strata_bench
-erlc -o "$out/ebin" bench/strata_bench.erl
+erlc -o "$out/ebin" bench/strata_bench.erl bench/strata_kvs_bench.erl
 erl_run() { erl -noshell -pa _build/default/lib/strata/ebin -pa "$out/ebin" "$@"; }
 
 echo "== raw RocksDB from Rust, strata's options (median of $runs runs)"
@@ -29,6 +29,9 @@ rm -rf "$out/data/memory"
 
 echo "== strata, ETS, DETS, Mnesia from Erlang (median of $runs runs)"
 erl_run -eval "strata_bench:main([\"$mode\", \"$out/raw.csv\", \"$out\"])"
+echo "== strata_kvs feeds against KVS' approach on Mnesia"
+erl_run -eval "strata_kvs_bench:main([\"$mode\"])" -s init stop | tee "$out/kvs.txt"
+printf '\n## Feeds (strata_kvs)\n\n```\n%s\n```\n' "$(cat "$out/kvs.txt")" >> "$out/results.md"
 IFS=, read -r _ keys hwm cache cap < "$out/memory.csv"
 printf '\n## Memory\n\n- peak RSS after loading %s keys of 100 B: %s (block cache in use %s of %s bytes)\n' \
   "$keys" "$hwm" "$cache" "$cap" | tee -a "$out/results.md"

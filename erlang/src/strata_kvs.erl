@@ -20,7 +20,7 @@
 %%% </pre>
 %%% Ids are wrapped in a 1-tuple so that `{}' and `{0, 0}' bound every id of a table in a scan.
 %%% The count is sharded so that inserts of different ids rarely conflict on it.
-%%% Feeds are in strata_kvs_feed.
+%%% Feeds are in strata_kvs_feed (storage and writes) and strata_kvs_cursor (readers).
 -module(strata_kvs).
 
 -include("../include/strata_kvs.hrl").
@@ -214,7 +214,7 @@ writer(Feed) -> strata_kvs_feed:writer(Feed).
 
 %% @doc A new cursor at the oldest end of a feed, reading towards the newest.
 -spec reader(term()) -> #reader{}.
-reader(Feed) -> strata_kvs_feed:reader(Feed).
+reader(Feed) -> strata_kvs_cursor:reader(Feed).
 
 %% @doc Saves a reader (giving it an id from `seq(reader, 1)' when it has none) and returns
 %% it with `args' cleared; for a writer, creates its feed if needed and returns the stored
@@ -267,35 +267,35 @@ cut(Feed) -> strata_kvs_feed:cut(Feed).
 
 %% @doc The cursor at the oldest entry (`dir' 0).
 -spec top(#reader{}) -> #reader{}.
-top(R) -> strata_kvs_feed:top(R).
+top(R) -> strata_kvs_cursor:top(R).
 
 %% @doc The cursor at the newest entry (`dir' 1).
 -spec bot(#reader{}) -> #reader{}.
-bot(R) -> strata_kvs_feed:bot(R).
+bot(R) -> strata_kvs_cursor:bot(R).
 
 %% @doc One step towards the newest; `args' = `[Record]', or `[]' at the end.
 -spec next(#reader{}) -> #reader{}.
-next(R) -> strata_kvs_feed:next(R).
+next(R) -> strata_kvs_cursor:next(R).
 
 %% @doc One step towards the oldest; `args' = `[Record]', or `[]' at the end.
 -spec prev(#reader{}) -> #reader{}.
-prev(R) -> strata_kvs_feed:prev(R).
+prev(R) -> strata_kvs_cursor:prev(R).
 
 %% @doc Reads `args' records in the cursor's direction into `args'.
 -spec take(#reader{}) -> #reader{}.
-take(R) -> strata_kvs_feed:take(R).
+take(R) -> strata_kvs_cursor:take(R).
 
 %% @doc Skips `args' records in the cursor's direction.
 -spec drop(#reader{}) -> #reader{}.
-drop(R) -> strata_kvs_feed:drop(R).
+drop(R) -> strata_kvs_cursor:drop(R).
 
 %% @doc Every record of a feed, oldest first.
 -spec feed(term()) -> [tuple()].
-feed(Feed) -> strata_kvs_feed:feed(Feed).
+feed(Feed) -> strata_kvs_cursor:feed(Feed).
 
 %% @doc {@link feed/1}, with `#{subfeeds => true}' followed by its sub-feeds' records.
 -spec feed(term(), #{subfeeds => boolean()}) -> [tuple()].
-feed(Feed, Opts) -> strata_kvs_feed:feed(Feed, Opts).
+feed(Feed, Opts) -> strata_kvs_cursor:feed(Feed, Opts).
 
 %% @doc The ids of the feeds under a feed (`<<"a/b">>' under `<<"a">>').
 -spec subfeeds(term()) -> [term()].

@@ -25,17 +25,14 @@
 %%% The writer state holds a copy of the newest entry, so an append needs no read besides
 %%% the writer and the id index.
 %%%
-%%% Cursors (`#reader{}') hold a sequence number (`pos'): reading forward returns entries from
-%%% `pos' up, backward from `pos' down, and a read past either end returns `[]' and leaves the
-%%% cursor where it was, inside its feed. `top' is the oldest end, `bot' the newest.
+%%% Cursors over these entries are in strata_kvs_cursor.
 -module(strata_kvs_feed).
 
 -include("../include/strata_kvs.hrl").
 
 -export([append/2, append_now/2, add/1, remove/2, cut/1,
-         writer/1, lookup_writer/1, save_writer/1, reader/1, top/1, bot/1, next/1, prev/1,
-         take/1, drop/1, feed/1, feed/2, subfeeds/1, entry/2, check/1]).
--export([scan_all/4]).
+         writer/1, lookup_writer/1, save_writer/1, subfeeds/1, entry/2, check/1]).
+-export([ends/2, entries/5, scan_all/4]).
 
 -record(kvs_entry, {seq :: pos_integer(),
                     prev = [] :: [] | pos_integer(),
@@ -132,8 +129,9 @@ replace(F, Seq, Rec, W) ->
     E = (read_entry(F, Seq, W))#kvs_entry{rec = Rec},
     store_entry(F, E, W).
 
-%% @doc KVS' add/1: appends `args' to the writer's feed and returns the writer as it is after
-%% the append, with `args' the record as appended (its id filled in when it was `[]').
+%% @doc KVS' add/1: appends `args' to the writer's feed and returns the writer as read right
+%% after the append (so it may show later appends of others too), with `args' the record as
+%% appended (its id filled in when it was `[]').
 -spec add(#writer{}) -> #writer{} | {error, term()}.
 add(#writer{id = F, args = Rec}) ->
     case append(F, [Rec]) of
@@ -156,9 +154,9 @@ add(#writer{id = F, args = Rec}) ->
 
 %%% Removes
 
-%% @doc Removes the entry with the id of `Rec' (a record, or the id itself when not a tuple)
-%% from feed `F' and returns the feed's count after it. Removing an id that is not in the
-%% feed changes nothing.
+%% @doc Removes the entry with the id of `Rec' from feed `F' and returns the feed's count
+%% after it. `Rec' is a record (its element 2 is the id), or an id that is not a tuple; pass
+%% a record for a tuple id. Removing an id that is not in the feed changes nothing.
 -spec remove(term(), term()) -> non_neg_integer() | {error, term()}.
 remove(Rec, F) ->
     Id = case Rec of
@@ -290,12 +288,13 @@ writer_view(F) ->
 -spec save_writer(#writer{}) -> #writer{} | {error, term()}.
 save_writer(#writer{id = F}) ->
     Create = fun() ->
-                     case strata:get(wkey(F)) of
-                         {ok, _} -> ok;
-                         {error, not_found} ->
-                             ok = strata:put(dkey(F), []),
-                             strata:put(wkey(F), #kvs_writer{})
-                     end,
+                     ok = case strata:get(wkey(F)) of
+                              {ok, _} ->
+                                  ok;
+                              {error, not_found} ->
+                                  ok = strata:put(dkey(F), []),
+                                  strata:put(wkey(F), #kvs_writer{})
+                          end,
                      writer_view(F)
              end,
     case tx(Create) of
@@ -303,24 +302,13 @@ save_writer(#writer{id = F}) ->
         {error, _} = Error -> Error
     end.
 
-%%% Cursors
+%%% Reads for cursors (strata_kvs_cursor)
 
-%% @doc A new cursor on feed `F' at its oldest end (see {@link top/1}).
--spec reader(term()) -> #reader{}.
-reader(F) ->
-    top(#reader{feed = F}).
-
-%% @doc Places the cursor at the oldest entry, reading towards the newest (`dir' 0).
--spec top(#reader{}) -> #reader{}.
-top(#reader{} = R) ->
-    place(R, 0).
-
-%% @doc Places the cursor at the newest entry, reading towards the oldest (`dir' 1).
--spec bot(#reader{}) -> #reader{}.
-bot(#reader{} = R) ->
-    place(R, 1).
-
-place(#reader{feed = F} = R, Dir) ->
+%% @doc Where a cursor placed at one end of feed `F' stands: `{Count, Pos, Cache}' with the
+%% oldest (`Dir' 0) or newest (`Dir' 1) entry's sequence number and `{Table, Id}', or, in an
+%% empty feed, the sequence number the next append will take and `[]'.
+-spec ends(term(), 0 | 1) -> {non_neg_integer(), non_neg_integer(), [] | {term(), term()}}.
+ends(F, Dir) ->
     Place = fun() ->
                     case strata:get(wkey(F)) of
                         {error, not_found} ->
@@ -335,86 +323,11 @@ place(#reader{feed = F} = R, Dir) ->
                     end
             end,
     case tx(Place) of
-        {ok, {Count, Pos, Cache}} ->
-            R#reader{count = Count, pos = Pos, cache = Cache, dir = Dir, args = []};
-        {error, Reason} ->
-            error({strata_kvs, Reason})
+        {ok, Ends} -> Ends;
+        {error, Reason} -> error({strata_kvs, Reason})
     end.
 
 ref(#kvs_entry{rec = Rec}) -> {element(1, Rec), element(2, Rec)}.
-
-%% @doc Moves the cursor to the next newer entry; `args' is `[Record]' of that entry, or `[]'
-%% (the cursor unchanged) when there is none.
--spec next(#reader{}) -> #reader{}.
-next(#reader{feed = F, pos = Pos, cache = Cache} = R) ->
-    From = case Cache of [] -> Pos; _ -> Pos + 1 end,
-    step(R, entries(F, From, infinity, false, 1)).
-
-%% @doc Moves the cursor to the next older entry; as {@link next/1}.
--spec prev(#reader{}) -> #reader{}.
-prev(#reader{feed = F, pos = Pos, cache = Cache} = R) ->
-    To = case Cache of [] -> Pos; _ -> Pos - 1 end,
-    step(R, entries(F, 0, To, true, 1)).
-
-step(R, [#kvs_entry{seq = Seq, rec = Rec} = E]) ->
-    R#reader{pos = Seq, cache = ref(E), args = [Rec]};
-step(R, []) ->
-    R#reader{args = []}.
-
-%% @doc Reads `args' entries (all of them when negative) from the cursor in its direction
-%% (`dir' 0 towards the newest, 1 towards the oldest), the cursor's own entry first; `args'
-%% becomes their records and the cursor moves to the entry after the last one read. Past the
-%% end, `args' is `[]' and the cursor stays. The page comes from one snapshot.
--spec take(#reader{}) -> #reader{}.
-take(#reader{args = N} = R) when is_integer(N) ->
-    read(R, N);
-take(#reader{} = R) ->
-    R#reader{args = []}.
-
-%% @doc Moves the cursor as {@link take/1} would, without returning the records (`args'
-%% becomes `[]').
--spec drop(#reader{}) -> #reader{}.
-drop(#reader{args = N} = R) when is_integer(N), N > 0 ->
-    (read(R, N))#reader{args = []};
-drop(#reader{} = R) ->
-    R#reader{args = []}.
-
-read(#reader{} = R, 0) ->
-    R#reader{args = []};
-read(#reader{feed = F, pos = Pos, dir = Dir} = R, N) ->
-    Want = case N < 0 of true -> infinity; false -> N + 1 end,
-    Es = case Dir of
-             1 -> entries(F, 0, Pos, true, Want);
-             _ -> entries(F, Pos, infinity, false, Want)
-         end,
-    {Taken, Rest} = case N < 0 of
-                        true -> {Es, []};
-                        false -> split(N, Es)
-                    end,
-    {Pos1, Cache} = case {Rest, Taken} of
-                        {[#kvs_entry{seq = S} = E | _], _} -> {S, ref(E)};
-                        {[], []} -> {Pos, R#reader.cache};
-                        {[], _} when Dir =:= 1 -> {(lists:last(Taken))#kvs_entry.seq - 1, []};
-                        {[], _} -> {(lists:last(Taken))#kvs_entry.seq + 1, []}
-                    end,
-    R#reader{pos = Pos1, cache = Cache, args = [Rec || #kvs_entry{rec = Rec} <- Taken]}.
-
-split(N, Es) when length(Es) =< N -> {Es, []};
-split(N, Es) -> lists:split(N, Es).
-
-%% @doc Every record of feed `F', oldest first, from one snapshot. Only `F' itself: see
-%% {@link feed/2} for its sub-feeds.
--spec feed(term()) -> [tuple()].
-feed(F) ->
-    [Rec || #kvs_entry{rec = Rec} <- entries(F, 0, infinity, false, infinity)].
-
-%% @doc {@link feed/1}; with `#{subfeeds => true}' followed by the records of each of its
-%% sub-feeds (see {@link subfeeds/1}), feed by feed in id order.
--spec feed(term(), #{subfeeds => boolean()}) -> [tuple()].
-feed(F, #{subfeeds := true}) ->
-    feed(F) ++ lists:append([feed(S) || S <- subfeeds(F)]);
-feed(F, #{}) ->
-    feed(F).
 
 %% @doc The ids of the feeds under `F': for a binary or string id, the feeds whose id starts
 %% with `F' followed by `/' (`<<"a/b">>' and `<<"a/b/c">>' are under `<<"a">>', `<<"ab">>' is
@@ -446,14 +359,18 @@ entry(F, Id) ->
         {error, _} = Error -> Error
     end.
 
-%% Entries of F with sequence numbers in [Lo, Hi] (Hi may be `infinity'), ascending or
-%% descending, at most Max (or `infinity'), from one snapshot.
+%% @doc The entries of feed `F' with sequence numbers in `[Lo, Hi]' (`Hi' may be `infinity'),
+%% ascending or, with `Reverse', descending, at most `Max' (or `infinity') of them, from one
+%% snapshot, as `{Seq, Record}'.
+-spec entries(term(), integer(), integer() | infinity, boolean(), pos_integer() | infinity) ->
+          [{pos_integer(), tuple()}].
 entries(F, Lo, Hi, Reverse, Max) ->
     To = case Hi of infinity -> ekey(F, infinity); _ -> ekey(F, Hi + 1) end,
-    [E || {_, #kvs_entry{} = E} <- scan_all(ekey(F, max(Lo, 0)), To, Max, Reverse)].
+    [{Seq, Rec} || {_, #kvs_entry{seq = Seq, rec = Rec}} <- scan_all(ekey(F, max(Lo, 0)), To, Max, Reverse)].
 
 %% @private A range scan of up to Max items, paging through strata's continuations. Pages may come
 %% back short (deleted keys count against a page's budget), so only `done' or Max ends it.
+-spec scan_all(term(), term(), pos_integer() | infinity, boolean()) -> [{term(), term()}].
 scan_all(From, To, Max, Reverse) ->
     case strata:scan(From, To, #{limit => page_limit(Max), reverse => Reverse}) of
         {ok, Items, Cont} -> scan_more(Items, Cont, Max, []);

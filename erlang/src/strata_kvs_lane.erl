@@ -92,6 +92,7 @@ lane(Name) ->
 %%% The lane process
 
 %% @private
+-spec init(atom()) -> no_return().
 init(Name) ->
     case whereis(user) of
         undefined -> ok;
@@ -100,6 +101,7 @@ init(Name) ->
     loop(Name).
 
 %% @private
+-spec loop(atom()) -> no_return().
 loop(Name) ->
     receive
         {append, _, _, _, _} = Request ->
