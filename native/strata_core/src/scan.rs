@@ -99,10 +99,7 @@ impl Store {
             reverse,
         };
         let first_fill = (2 * limit / parts.len()).clamp(2, limit + 1);
-        let mut cursors: Vec<Cursor> = parts
-            .iter()
-            .map(|&p| Cursor::new(p, first_fill))
-            .collect();
+        let mut cursors: Vec<Cursor> = parts.iter().map(|&p| Cursor::new(p, first_fill)).collect();
         let mut heap: BinaryHeap<(HeapKey, usize)> = BinaryHeap::new();
         for (i, c) in cursors.iter_mut().enumerate() {
             if let Some(k) = c.head(&mut it, &range)? {

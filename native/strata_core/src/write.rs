@@ -11,8 +11,8 @@
 //! in queue order against each other's writes, exactly as if applied one by one.
 
 use crate::store::{
-    log_key, with_read_opts, Inner, Stored, CF_DATA, CF_LOG, FLAG_LIVE, FLAG_TOMBSTONE, HEADER, MAX_VALUE_BYTES,
-    OP_DELETE, OP_PUT,
+    log_key, with_read_opts, Inner, Stored, CF_DATA, CF_LOG, FLAG_LIVE, FLAG_TOMBSTONE, HEADER,
+    MAX_VALUE_BYTES, OP_DELETE, OP_PUT,
 };
 use crate::{Error, Store};
 use crossbeam::channel::{self, Receiver, Sender, TrySendError};
