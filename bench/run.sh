@@ -18,7 +18,8 @@ echo "== strata benchmark ($mode) on $(nproc) cores, $(grep MemTotal /proc/memin
 
 cargo build --release --locked -p strata_bench
 erlc -o "$out/ebin" bench/strata_bench.erl bench/strata_kvs_bench.erl
-erl_run() { erl -noshell -pa _build/default/lib/strata/ebin -pa "$out/ebin" "$@"; }
+# Mnesia warns "overloaded" throughout its write benchmarks: keep the tables readable.
+erl_run() { erl -noshell -kernel logger_level error -pa _build/default/lib/strata/ebin -pa "$out/ebin" "$@"; }
 
 echo "== raw RocksDB from Rust, strata's options (median of $runs runs)"
 "$CARGO_TARGET_DIR/release/strata_bench" "$ops" "$sync_ops" "$runs" > "$out/raw.csv"

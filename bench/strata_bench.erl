@@ -262,9 +262,10 @@ report(Rows, #{mode := Mode}, OutDir) ->
                                 [#{ops := R}] -> Ops / R;
                                 [] -> undefined
                             end,
+                    %% Mnesia never fsyncs, so only async writes compare with it.
                     VsMnesia = case Find(<<"mnesia_tx">>, Op, Size, min(Procs, 8), <<"-">>) of
-                                   [#{ops := M}] -> Ops / M;
-                                   [] -> undefined
+                                   [#{ops := M}] when Dur =:= <<"async">> -> Ops / M;
+                                   _ -> undefined
                                end,
                     {VsRaw, VsMnesia};
                (_) ->
