@@ -114,16 +114,16 @@ strata_rows(#{ops := Ops, sync_ops := SyncOps, runs := Runs, procs := ProcList} 
                   Batches = [row("strata", "batch10", Size, N, "async",
                                  median(Runs, fun() -> ok end,
                                         fun() -> measure(N, Ops div 10, fun(I) -> batch(I, Ops, Value) end) end))
-                             || N <- [1, 8]],
+                             || N <- ProcList],
                   Scans = [row("strata", "scan100", Size, N, "async",
                                median(Runs, fun() -> ok end,
                                       fun() -> measure(N, maps:get(scan_pages, P), fun(I) -> scan_page(I, Ops) end) end))
-                           || N <- [1, 8]],
+                           || N <- ProcList],
                   [ok = strata:put(strata:tag(bench, I), Value) || I <- lists:seq(0, Ops - 1)],
                   TagScans = [row("strata", "scan100_tag", Size, N, "async",
                                   median(Runs, fun() -> ok end,
                                          fun() -> measure(N, maps:get(scan_pages, P), fun(I) -> tag_page(I, Ops) end) end))
-                              || N <- [1, 8]],
+                              || N <- ProcList],
                   Sync = [row("strata", "put", Size, N, "sync",
                               median(Runs, fun() -> ok end,
                                      fun() -> measure(N, SyncOps, fun(I) -> ok = strata:put(key(index(I, Ops)), Value, #{durability => sync}) end) end))
@@ -131,7 +131,7 @@ strata_rows(#{ops := Ops, sync_ops := SyncOps, runs := Runs, procs := ProcList} 
                   Deletes = [row("strata", "delete", Size, N, "async",
                                  median(Runs, Load,
                                         fun() -> measure(N, Ops, fun(I) -> ok = strata:delete(key(index(I, Ops))) end) end))
-                             || N <- [1, 8]],
+                             || N <- ProcList],
                   Puts ++ Gets ++ Deletes ++ Batches ++ Scans ++ TagScans ++ Sync
               end || Size <- ?VALUE_SIZES]),
     application:stop(strata),
