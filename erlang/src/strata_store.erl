@@ -116,7 +116,8 @@ snapshot() ->
 %% @doc Applies writes atomically if every read still has the version it was read at.
 %% `{error, {conflict, Keys}}' lists the keys whose versions changed; nothing is written then.
 %% A sync commit waits at most `Timeout' ms for its fsync; `{error, timeout}' means its
-%% outcome is unknown.
+%% outcome is unknown, and the late outcome then arrives in the caller's mailbox as
+%% `{strata_commit, Tag, Result}' (the engine cannot know the caller stopped waiting).
 -spec commit([{term(), non_neg_integer()}], [strata_nif:write()], durability(), timeout()) ->
           ok | {error, term()}.
 commit(Reads, Writes, async, _Timeout) ->
