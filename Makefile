@@ -7,7 +7,7 @@ NODE ?= strata
 DEB_PACKAGES := erlang-nox erlang-dev erlang-common-test erlang-dialyzer erlang-eunit \
 	erlang-proper erlang-tools rebar3 elixir libclang-dev clang
 
-.PHONY: run test setup native compile cargo-test ct exunit dep-check check bench shell clean
+.PHONY: run test setup native compile cargo-test ct exunit dep-check check bench soak shell clean
 
 ## Start a node (short name $(NODE)) with a shell, on the embedded single-node default.
 run: compile
@@ -54,6 +54,10 @@ check: compile
 
 bench: compile
 	bench/run.sh $(MODE)
+
+## The consistency workloads for longer (SOAK_SECONDS per workload run, default 300).
+soak: compile
+	STRATA_CONSISTENCY_SECONDS=$(or $(SOAK_SECONDS),300) rebar3 ct --suite test/strata_consistency_SUITE
 
 shell: compile
 	rebar3 shell

@@ -17,7 +17,8 @@ start=$(date +%s)
 echo "== strata benchmark ($mode) on $(nproc) cores, $(grep MemTotal /proc/meminfo | awk '{print int($2/1048576)}') GiB; results in $out"
 
 cargo build --release --locked -p strata_bench
-erlc -o "$out/ebin" bench/strata_bench.erl bench/strata_kvs_bench.erl
+erlc -o "$out/ebin" bench/strata_bench.erl bench/strata_kvs_bench.erl bench/strata_checker_bench.erl \
+  test/strata_history.erl test/strata_checker.erl test/strata_checker_{bank,elle,gen,graph,register,set}.erl
 # Mnesia warns "overloaded" throughout its write benchmarks: keep the tables readable.
 erl_run() { erl -noshell -kernel logger_level error -pa _build/default/lib/strata/ebin -pa "$out/ebin" "$@"; }
 
@@ -33,6 +34,9 @@ erl_run -eval "strata_bench:main([\"$mode\", \"$out/raw.csv\", \"$out\"])"
 echo "== strata_kvs feeds against KVS' approach on Mnesia"
 erl_run -eval "strata_kvs_bench:main([\"$mode\"])" -s init stop | tee "$out/kvs.txt"
 printf '\n## Feeds (strata_kvs)\n\n```\n%s\n```\n' "$(cat "$out/kvs.txt")" >> "$out/results.md"
+echo "== consistency checkers (median of 3 runs)"
+erl_run -eval "strata_checker_bench:main([\"$mode\"])" -s init stop | tee "$out/checkers.md"
+printf '\n' >> "$out/results.md"; cat "$out/checkers.md" >> "$out/results.md"
 IFS=, read -r _ keys hwm cache cap < "$out/memory.csv"
 printf '\n## Memory\n\n- peak RSS after loading %s keys of 100 B: %s (block cache in use %s of %s bytes)\n' \
   "$keys" "$hwm" "$cache" "$cap" | tee -a "$out/results.md"

@@ -6,7 +6,8 @@
 %%%
 %%% Needs the compiled test modules strata_history, strata_checker* on the code path:
 %%%
-%%%   erlc -o EBIN test/strata_history.erl test/strata_checker*.erl bench/strata_checker_bench.erl
+%%%   erlc -o EBIN bench/strata_checker_bench.erl test/strata_history.erl \
+%%%     test/strata_checker.erl test/strata_checker_{bank,elle,gen,graph,register,set}.erl
 %%%   erl -noshell -pa EBIN -eval 'strata_checker_bench:main(["quick"])' -s init stop
 -module(strata_checker_bench).
 
