@@ -2,6 +2,7 @@
 //! properties are checked against the real Erlang term order by the PropEr suite on the Erlang
 //! side (test/strata_keycodec_SUITE.erl).
 
+use super::decode::put_float;
 use super::*;
 use proptest::prelude::*;
 use std::cmp::Ordering;
