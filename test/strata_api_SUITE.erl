@@ -261,7 +261,9 @@ transaction_reads_own_writes(_Config) ->
                                            end),
     ?assertEqual({ok, 1}, strata:get(c)),
     ?assertEqual({error, nested_req_list},
-                 element(2, strata:transaction(fun() -> strata:req_list([commit]) end))).
+                 element(2, strata:transaction(fun() -> strata:req_list([commit]) end))),
+    ?assertNot(strata:in_transaction()),
+    ?assertEqual({ok, true}, strata:transaction(fun strata:in_transaction/0)).
 
 transaction_exception_writes_nothing(_Config) ->
     ?assertError(boom, strata:transaction(fun() -> ok = strata:put(e, 1), error(boom) end)),

@@ -15,7 +15,7 @@
 -export([put/2, put/3, get/1, get/2, delete/1, delete/2,
          test_and_set/3, test_and_set/4, add_on_nr/2, add_on_nr/3, add_on_nr/4,
          add_del_on_list/3, add_del_on_list/4,
-         req_list/1, req_list/2, transaction/1, transaction/2, abort/1,
+         req_list/1, req_list/2, transaction/1, transaction/2, abort/1, in_transaction/0,
          scan/3, scan/1, backup/1, status/0, tag/2]).
 
 -export_type([opts/0, scan_cont/0]).
@@ -176,6 +176,12 @@ transaction(Fun, _Opts) ->
 -spec abort(term()) -> no_return().
 abort(Reason) ->
     strata_tx:abort(Reason).
+
+%% @doc True while the calling process runs a transaction fun: strata calls made now join
+%% that transaction.
+-spec in_transaction() -> boolean().
+in_transaction() ->
+    strata_tx:in_transaction().
 
 %%% Scans
 

@@ -30,7 +30,7 @@
 %% @doc Appends `Recs' to feed `F'; see strata_kvs_feed:append_now/2 for the result.
 -spec append(term(), [tuple()]) -> [term() | {error, term()}] | {error, term()}.
 append(F, Recs) ->
-    case strata_tx:in_transaction() of
+    case strata:in_transaction() of
         true -> strata_kvs_feed:append_now(F, Recs);
         false -> route(F, Recs)
     end.
