@@ -20,7 +20,7 @@ groups() ->
            transaction_abort_and_retries, concurrent_increments_exact,
            concurrent_transfers_keep_total, scan_pages_in_term_order, scan_reverse_and_tags],
     [{async, [], Api}, {sync, [], Api},
-     {node, [], [persists_across_restart, backup_opens_as_store, second_open_is_locked,
+     {node, [], [commit_log_follows_writes, persists_across_restart, backup_opens_as_store, second_open_is_locked,
                  unwritable_data_dir, bad_config_is_refused, status_reports]}].
 
 init_per_group(node, Config) ->
@@ -402,6 +402,21 @@ scan_reverse_and_tags(_Config) ->
     ?assertEqual([50, 49, 48], [V || {_, V} <- Top]).
 
 %%% The node
+
+commit_log_follows_writes(_Config) ->
+    Key = strata:tag(log, 1),
+    P = strata_store:partition_of(Key),
+    ?assertEqual(P, strata_store:partition_of(strata:tag(log, 2))),
+    Before = strata_store:last_seq(P),
+    ok = strata:put(Key, a),
+    ok = strata:put(strata:tag(log, 2), b),
+    ok = strata:delete(Key),
+    ?assertEqual(Before + 3, strata_store:last_seq(P)),
+    ?assertEqual({ok, [{Before + 1, Key, put}, {Before + 2, strata:tag(log, 2), put},
+                       {Before + 3, Key, delete}]},
+                 strata_store:log_since(P, Before, 10)),
+    ?assertEqual({ok, [{Before + 3, Key, delete}]}, strata_store:log_since(P, Before + 2, 10)),
+    ?assertEqual({ok, [{Before + 1, Key, put}]}, strata_store:log_since(P, Before, 1)).
 
 persists_across_restart(Config) ->
     Dir = ?config(dir, Config),

@@ -18,7 +18,7 @@
 %%% `error({malformed_history, Why})'. See doc/checking.md.
 -module(strata_checker).
 
--export([check/2, models/0, anomaly_types/1]).
+-export([check/2, models/0, anomaly_types/1, verdict/2]).
 
 -export_type([model/0, result/0, anomaly/0]).
 
@@ -42,6 +42,13 @@ check({Model, Opts}, History) when is_atom(Model), is_map(Opts) ->
                       ops => op_counts(Ops)}};
 check(Model, History) when is_atom(Model) ->
     check({Model, #{}}, History).
+
+%% @doc The verdict of a model's check: `false' with any anomaly, `unknown' when nothing
+%% was observed (no `ok' read), `true' otherwise.
+-spec verdict([anomaly()], [term()]) -> boolean() | unknown.
+verdict([_ | _], _Observed) -> false;
+verdict([], []) -> unknown;
+verdict([], _Observed) -> true.
 
 %% @doc The models this checker knows.
 -spec models() -> [model_name()].

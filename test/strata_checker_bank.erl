@@ -31,11 +31,7 @@ check(Ops, Opts) ->
     Accounts = maps:get(accounts, Opts, undefined),
     Reads = [Op || Op = #{f := read, type := ok} <- Ops],
     Anomalies = lists:append([check_read(Op, Accounts, Total) || Op <- Reads]),
-    Valid = if Anomalies =/= [] -> false;
-               Reads =:= [] -> unknown;
-               true -> true
-            end,
-    #{valid => Valid,
+    #{valid => strata_checker:verdict(Anomalies, Reads),
       anomalies => Anomalies,
       stats => #{reads => length(Reads),
                  transfers => length([x || #{f := transfer} <- Ops]),

@@ -70,11 +70,7 @@ check(Ops, Opts) ->
     Sccs = strata_checker_graph:sccs(Graph),
     Cycles = lists:append([cycles(Scc, Graph, Limit, TxnMap) || Scc <- Sccs]),
     Anomalies = Internal ++ Duplicates ++ Incompatible ++ G1a ++ G1b ++ Cycles,
-    Valid = if Anomalies =/= [] -> false;
-               Reads =:= [] -> unknown;
-               true -> true
-            end,
-    #{valid => Valid,
+    #{valid => strata_checker:verdict(Anomalies, Reads),
       anomalies => Anomalies,
       stats => #{txns => maps:size(TxnMap),
                  graph_nodes => maps:size(Nodes),

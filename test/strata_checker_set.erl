@@ -36,11 +36,7 @@ check(Ops, _Opts) ->
     Anomalies = Lost ++ Unexpected,
     FinalSeen = lists:foldl(fun(#{value := V}, S) -> sets:union(S, set(V)) end,
                             sets:new([{version, 2}]), Finals),
-    Valid = if Anomalies =/= [] -> false;
-               Reads =:= [] -> unknown;
-               true -> true
-            end,
-    #{valid => Valid,
+    #{valid => strata_checker:verdict(Anomalies, Reads),
       anomalies => Anomalies,
       stats => #{adds => count_types(Adds),
                  reads => length(Reads),

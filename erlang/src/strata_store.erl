@@ -8,7 +8,7 @@
 -module(strata_store).
 -behaviour(gen_server).
 
--export([start_link/1, stop/0, handle/0, config/0]).
+-export([start_link/1, handle/0, config/0]).
 -export([get/1, put/4, delete/3, get_versioned/2, snapshot/0, commit/4, scan/6, partition_of/1,
          log_since/3, last_seq/1, backup/1, info/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
@@ -30,11 +30,6 @@
 -spec start_link(config()) -> {ok, pid()} | {error, term()}.
 start_link(Config) ->
     gen_server:start_link({local, ?MODULE}, ?MODULE, Config, []).
-
-%% @doc Closes the store and stops the owner.
--spec stop() -> ok.
-stop() ->
-    gen_server:stop(?MODULE).
 
 %% @doc The open store, or `{error, not_started}'.
 -spec handle() -> strata_nif:store() | {error, not_started}.

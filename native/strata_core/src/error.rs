@@ -37,9 +37,6 @@ pub enum Error {
         /// The count asked for.
         requested: u16,
     },
-    /// The group-commit queue is full.
-    #[error("write queue full")]
-    Overloaded,
     /// Stored bytes that do not parse.
     #[error("corrupt data: {0}")]
     Corrupt(&'static str),

@@ -12,5 +12,5 @@ mod write;
 
 pub use error::Error;
 pub use scan::{Bound, ScanPage};
-pub use store::{Config, Durability, LogEntry, Snapshot, Store, Stored};
+pub use store::{Config, LogEntry, Snapshot, Store, Stored};
 pub use write::{Commit, CommitReply, ReadCheck, Write};

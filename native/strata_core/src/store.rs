@@ -40,16 +40,6 @@ const CF_META: &str = "meta";
 const CF_TXN: &str = "txn";
 const FORMAT: u8 = 1;
 
-/// How a write reaches the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// Acknowledged once RocksDB wrote it to its log (survives a crash of the process).
-    Async,
-    /// Acknowledged once the log is fsynced (survives a crash of the machine); concurrent
-    /// sync writers share each fsync (group commit).
-    Sync,
-}
-
 /// Settings of an open store.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -173,7 +163,6 @@ impl Inner {
 pub struct Store {
     pub(crate) inner: Arc<Inner>,
     pub(crate) writer: RwLock<Option<GroupWriter>>,
-    cfg: Config,
 }
 
 thread_local! {
@@ -257,13 +246,7 @@ impl Store {
         Ok(Store {
             inner,
             writer: RwLock::new(Some(writer)),
-            cfg,
         })
-    }
-
-    /// The configuration the store was opened with.
-    pub fn config(&self) -> &Config {
-        &self.cfg
     }
 
     /// The partition count.

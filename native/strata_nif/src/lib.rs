@@ -17,7 +17,7 @@ use strata_core::{Bound, Commit, Config, Error, ReadCheck, Snapshot, Store, Writ
 mod atoms {
     rustler::atoms! {
         ok, error, would_block, not_found, closed, locked, conflict, bad_key, key_too_large,
-        value_too_large, invalid, partitions_mismatch, overloaded, corrupt, rocksdb, done,
+        value_too_large, invalid, partitions_mismatch, corrupt, rocksdb, done,
         put, delete, strata_commit, partitions, block_cache_bytes, write_buffer_bytes,
         unbounded, incl, excl, after, before
     }
@@ -52,7 +52,6 @@ impl Encoder for Failure {
             Error::PartitionsMismatch { stored, requested } => {
                 (atoms::partitions_mismatch(), *stored, *requested).encode(env)
             }
-            Error::Overloaded => atoms::overloaded().encode(env),
             Error::Corrupt(why) => (atoms::corrupt(), *why).encode(env),
             Error::Rocks(why) => (atoms::rocksdb(), why.as_str()).encode(env),
         };
