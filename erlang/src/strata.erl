@@ -16,7 +16,8 @@
          test_and_set/3, test_and_set/4, add_on_nr/2, add_on_nr/3, add_on_nr/4,
          add_del_on_list/3, add_del_on_list/4,
          req_list/1, req_list/2, transaction/1, transaction/2, abort/1, in_transaction/0,
-         scan/3, scan/1, backup/1, status/0, tag/2]).
+         scan/3, scan/1, backup/1, status/0, tag/2,
+         join/1, join/2, leave/0, leave/1, members/0]).
 
 -export_type([opts/0, scan_cont/0]).
 
@@ -255,7 +256,10 @@ tag(Tag, Rest) ->
 backup(Dir) ->
     strata_store:backup(Dir).
 
-%% @doc The node's state: its data directory, configuration and engine statistics.
+%% @doc The node's state: its data directory, configuration, engine statistics, and the
+%% cluster as this node sees it (`cluster': name, ring epoch, partitions, n_val, and for each
+%% member its zone, primary partition count, detector state `up' | `suspect' | `down' and
+%% milliseconds since this node last heard from it).
 -spec status() -> #{atom() => term()} | error().
 status() ->
     case strata_store:config() of
@@ -264,9 +268,51 @@ status() ->
         Config ->
             case strata_store:info() of
                 {error, _} = Error -> Error;
-                Info -> #{node => node(), engine => nif, config => Config, store => Info}
+                Info -> #{node => node(), engine => nif, config => Config, store => Info,
+                          cluster => strata_cluster:status()}
             end
     end.
+
+%%% Cluster
+
+%% @equiv join(Seed, #{})
+-spec join(node()) -> ok | error().
+join(Seed) ->
+    join(Seed, #{}).
+
+%% @doc Joins the cluster that `Seed' is a member of. This node must be alone (a cluster of
+%% one, the state after start or after {@link leave/0}); it takes the seed's cluster name,
+%% which must equal its own `cluster_name' (else `{error, {cluster_name_mismatch, _}}'), and
+%% the seed's partition count must equal its own. Waits at most `timeout' ms (finite) for the
+%% seed: `{error, timeout}' or `{error, unavailable}' when it does not answer. After a restart
+%% the node is back in its cluster without joining again.
+-spec join(node(), opts()) -> ok | error().
+join(Seed, Opts) ->
+    remote(Opts, fun(T) -> strata_cluster:join(Seed, T) end).
+
+%% @equiv leave(#{})
+-spec leave() -> ok | error().
+leave() ->
+    leave(#{}).
+
+%% @doc Leaves the cluster: the other members drop this node from their ring (at least one
+%% must acknowledge within `timeout' ms, else `{error, unavailable}' and nothing changes), and
+%% this node goes on as a cluster of one, with its data. `{error, not_in_cluster}' when it is
+%% alone.
+-spec leave(opts()) -> ok | error().
+leave(Opts) ->
+    remote(Opts, fun(T) -> strata_cluster:leave(T) end).
+
+%% @doc The nodes of the cluster as this node knows them, sorted.
+-spec members() -> [node()].
+members() ->
+    strata_cluster:members().
+
+%% Calls that cross nodes need a finite timeout.
+remote(Opts, Fun) ->
+    with_opts(Opts, fun(#{timeout := infinity}) -> {error, {bad_option, {timeout, infinity}}};
+                       (#{timeout := T}) -> Fun(T)
+                    end).
 
 %%% Options
 

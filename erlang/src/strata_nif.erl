@@ -12,7 +12,9 @@
          put/3, put_dirty/3, delete/2, delete_dirty/2, commit/3, commit_dirty/3, commit_sync/4, commit_sync_dirty/4,
          scan/7, scan_dirty/7,
          log_since/4, last_seq/2, truncate_log/2, backup/2,
-         encode_key/1, decode_key/1]).
+         encode_key/1, decode_key/1,
+         meta_get/2, meta_put/3,
+         ring_partition/2, ring_hash/1, ring_claim/4]).
 
 -on_load(load/0).
 
@@ -145,3 +147,25 @@ encode_key(_Key) -> ?NOT_LOADED.
 %% @doc The term an encoding came from.
 -spec decode_key(binary()) -> {ok, term()} | error().
 decode_key(_Bin) -> ?NOT_LOADED.
+
+%% @doc A record of the layers above from the meta column family.
+-spec meta_get(store(), binary()) -> {ok, binary()} | not_found | error().
+meta_get(_Store, _Name) -> ?NOT_LOADED.
+
+%% @doc Replaces a record in the meta column family, durably (fsynced before it returns).
+-spec meta_put(store(), binary(), binary()) -> ok | error().
+meta_put(_Store, _Name, _Value) -> ?NOT_LOADED.
+
+%% @doc The partition of a key (of its hash tag when it has one) in a ring of `Partitions'.
+-spec ring_partition(term(), pos_integer()) -> non_neg_integer() | error().
+ring_partition(_Key, _Partitions) -> ?NOT_LOADED.
+
+%% @doc The ring's 64-bit hash of a binary: FNV-1a 64 then the murmur3 fmix64 finalizer.
+-spec ring_hash(binary()) -> non_neg_integer().
+ring_hash(_Bin) -> ?NOT_LOADED.
+
+%% @doc Claims a ring: a preference list of distinct node names per partition, primary first,
+%% for `Members' (`[{Name, Zone}]', binaries), keeping what it can of `Previous'.
+-spec ring_claim([{binary(), binary()}], pos_integer(), pos_integer(), undefined | [[binary()]]) ->
+          {ok, [[binary()]]} | {error, {ring, binary()}} | error().
+ring_claim(_Members, _Partitions, _NVal, _Previous) -> ?NOT_LOADED.

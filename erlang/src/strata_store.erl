@@ -10,7 +10,7 @@
 
 -export([start_link/1, handle/0, config/0]).
 -export([get/1, put/4, delete/3, get_versioned/2, snapshot/0, commit/4, scan/6, partition_of/1,
-         log_since/3, last_seq/1, backup/1, info/0]).
+         log_since/3, last_seq/1, backup/1, info/0, meta_get/1, meta_put/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -export_type([durability/0, config/0]).
@@ -22,7 +22,12 @@
                     write_buffer_bytes := pos_integer(),
                     durability := durability(),
                     log_keep := pos_integer(),
-                    log_truncate_ms := pos_integer()}.
+                    log_truncate_ms := pos_integer(),
+                    cluster_name := binary(),
+                    zone := binary(),
+                    n_val := pos_integer(),
+                    gossip_ms := pos_integer(),
+                    heartbeat_ms := pos_integer()}.
 
 -define(HANDLE, {?MODULE, handle}).
 
@@ -189,6 +194,16 @@ info() ->
                      Pairs -> maps:from_list(Pairs)
                  end
          end).
+
+%% @doc A record of the layers above (the cluster membership) kept in the meta column family.
+-spec meta_get(binary()) -> {ok, binary()} | not_found | {error, term()}.
+meta_get(Name) ->
+    with(fun(S) -> strata_nif:meta_get(S, Name) end).
+
+%% @doc Replaces a record in the meta column family, durably: it is on disk when `ok' returns.
+-spec meta_put(binary(), binary()) -> ok | {error, term()}.
+meta_put(Name, Value) ->
+    with(fun(S) -> strata_nif:meta_put(S, Name, Value) end).
 
 path(Dir) ->
     unicode:characters_to_binary(filename:absname(Dir)).

@@ -1,9 +1,11 @@
 %%% @doc The top supervisor.
 %%%
-%%% one_for_all: everything else started here reads through the store owner's handle, so if
-%%% the owner dies (and the store with it) the rest restarts with the reopened store. The
-%%% intensity is low because a store that fails to reopen will keep failing; then the
-%%% application stops with the reason instead of looping.
+%%% rest_for_one, in the order store, failure detector, cluster membership: everything after
+%%% the store reads through its owner's handle, so if the owner dies (and the store with it)
+%%% the rest restarts with the reopened store; the membership tells the detector whom to
+%%% watch, so it restarts with the detector. The intensity is low because a store that fails
+%%% to reopen will keep failing; then the application stops with the reason instead of
+%%% looping.
 -module(strata_sup).
 -behaviour(supervisor).
 
@@ -21,4 +23,7 @@ init(Config) ->
               restart => permanent,
               shutdown => 30000,
               type => worker},
-    {ok, {#{strategy => one_for_all, intensity => 3, period => 10}, [Store]}}.
+    Worker = fun(M) -> #{id => M, start => {M, start_link, [Config]}, restart => permanent,
+                         shutdown => 5000, type => worker} end,
+    {ok, {#{strategy => rest_for_one, intensity => 3, period => 10},
+          [Store, Worker(strata_fd), Worker(strata_cluster)]}}.

@@ -8,7 +8,9 @@
 //! - `log`: `partition (u16 BE) ++ seq (u64 BE)` -> `op (0 put, 1 delete) ++ keycodec(Key)`.
 //!   Written in the same batch as the data, so the log is never ahead of or behind it. The last
 //!   sequence of each partition is read back from the log on open.
-//! - `meta`: the partition count and format version.
+//! - `meta`: the partition count and format version, and under `app/` the records of the
+//!   layers above (the cluster membership), read and written through [`Store::meta_get`] and
+//!   [`Store::meta_put`].
 //! - `txn`: reserved for transaction records of the replicated commit protocol.
 
 use crate::keycodec::EncodedKey;
@@ -39,6 +41,14 @@ pub(crate) const CF_LOG: &str = "log";
 const CF_META: &str = "meta";
 const CF_TXN: &str = "txn";
 const FORMAT: u8 = 1;
+
+/// The meta key of a record of the layers above: `app/` then its name.
+fn meta_key(name: &[u8]) -> Result<Vec<u8>, Error> {
+    if name.is_empty() || name.len() > 256 {
+        return Err(Error::Invalid("meta names are 1 to 256 bytes".into()));
+    }
+    Ok([b"app/".as_slice(), name].concat())
+}
 
 /// Settings of an open store.
 #[derive(Debug, Clone)]
@@ -369,6 +379,28 @@ impl Store {
             }
         }
         Ok(truncated)
+    }
+
+    /// A record of the layers above kept in the meta column family, if it was ever written.
+    /// Blocks on the disk.
+    pub fn meta_get(&self, name: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        let inner = &self.inner;
+        Ok(inner.db.get_cf(inner.cf(CF_META), meta_key(name)?)?)
+    }
+
+    /// Replaces a record in the meta column family, durably (fsynced before it returns).
+    /// Names are at most 256 bytes and live apart from the store's own meta entries.
+    pub fn meta_put(&self, name: &[u8], value: &[u8]) -> Result<(), Error> {
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(Error::ValueTooLarge);
+        }
+        let inner = &self.inner;
+        let mut wo = rocksdb::WriteOptions::default();
+        wo.set_sync(true);
+        inner
+            .db
+            .put_cf_opt(inner.cf(CF_META), meta_key(name)?, value, &wo)?;
+        Ok(())
     }
 
     /// Writes a consistent checkpoint of the store into `dir`, which must not exist. The

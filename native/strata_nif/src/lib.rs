@@ -12,6 +12,7 @@ use rustler::{
     Atom, Binary, Encoder, Env, LocalPid, NewBinary, OwnedEnv, Resource, ResourceArc, Term,
 };
 use strata_core::keycodec::{self, EncodedKey};
+use strata_core::ring::{self, Member, Ownership, RingConfig};
 use strata_core::{Bound, Commit, Config, Error, ReadCheck, Snapshot, Store, Write};
 
 mod atoms {
@@ -19,7 +20,7 @@ mod atoms {
         ok, error, would_block, not_found, closed, locked, conflict, bad_key, key_too_large,
         value_too_large, invalid, partitions_mismatch, corrupt, rocksdb, done,
         put, delete, strata_commit, partitions, block_cache_bytes, write_buffer_bytes,
-        unbounded, incl, excl, after, before
+        unbounded, incl, excl, after, before, ring, undefined
     }
 }
 
@@ -611,6 +612,124 @@ fn encode_key<'a>(env: Env<'a>, key: Term<'a>) -> Term<'a> {
 fn decode_key<'a>(env: Env<'a>, bin: Binary<'a>) -> Term<'a> {
     let out = keycodec::decode(bin.as_slice()).and_then(|etf| decode_value(env, &etf));
     answer(env, out.map(|t| (atoms::ok(), t)))
+}
+
+// ---- meta records ----
+
+/// `{ok, Binary}` | `not_found`: a record of the layers above from the meta column family.
+#[rustler::nif(schedule = "DirtyIo")]
+fn meta_get<'a>(env: Env<'a>, res: ResourceArc<StoreRes>, name: Binary<'a>) -> Term<'a> {
+    let out = with_store(&res, |s| s.meta_get(name.as_slice()));
+    match out {
+        Ok(Some(v)) => {
+            let mut bin = NewBinary::new(env, v.len());
+            bin.as_mut_slice().copy_from_slice(&v);
+            (atoms::ok(), Term::from(bin)).encode(env)
+        }
+        Ok(None) => atoms::not_found().encode(env),
+        Err(e) => Failure(e).encode(env),
+    }
+}
+
+/// `ok`: replaces a meta record durably (fsynced).
+#[rustler::nif(schedule = "DirtyIo")]
+fn meta_put<'a>(
+    env: Env<'a>,
+    res: ResourceArc<StoreRes>,
+    name: Binary<'a>,
+    value: Binary<'a>,
+) -> Term<'a> {
+    let out = with_store(&res, |s| s.meta_put(name.as_slice(), value.as_slice()));
+    answer(env, out.map(|()| atoms::ok()))
+}
+
+// ---- ring ----
+
+/// The partition of a key in a ring of `partitions` partitions (of its hash tag when it has
+/// one); the same function the store uses, without a store.
+#[rustler::nif]
+fn ring_partition<'a>(env: Env<'a>, key: Term<'a>, partitions: u16) -> Term<'a> {
+    let out = RingConfig::new(partitions, 1)
+        .map_err(|e| Error::Invalid(e.to_string()))
+        .and_then(|cfg| Ok(cfg.partition_of_key(key_of(key)?.hash_bytes())));
+    answer(env, out)
+}
+
+/// The ring's 64-bit hash of a binary (`ring::hash64`).
+#[rustler::nif]
+fn ring_hash(bin: Binary) -> u64 {
+    ring::hash64(bin.as_slice())
+}
+
+fn names(list: Term) -> Result<Vec<String>, Error> {
+    let bins: Vec<Binary> = list
+        .decode()
+        .map_err(|_| Error::Invalid("a preflist is a list of binaries".into()))?;
+    bins.iter()
+        .map(|b| {
+            String::from_utf8(b.as_slice().to_vec())
+                .map_err(|_| Error::Invalid("node names are UTF-8".into()))
+        })
+        .collect()
+}
+
+/// `{ok, Preflists}` | `{error, {ring, Why}}`: claims the ring for `members` (`[{Name, Zone}]`,
+/// binaries), keeping what it can of `previous` (`undefined` or its preflists). Preflists are
+/// one list of node names per partition, primary first. Claim is a pure function of its
+/// arguments; it runs on a dirty CPU scheduler because large rings take milliseconds.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn ring_claim<'a>(
+    env: Env<'a>,
+    members: Vec<(Binary<'a>, Binary<'a>)>,
+    partitions: u16,
+    n_val: u8,
+    previous: Term<'a>,
+) -> Term<'a> {
+    let claimed = (|| {
+        let members = members
+            .iter()
+            .map(|(name, zone)| {
+                match (
+                    std::str::from_utf8(name.as_slice()),
+                    std::str::from_utf8(zone.as_slice()),
+                ) {
+                    (Ok(n), Ok(z)) => Ok(Member::new(n, z)),
+                    _ => Err(Error::Invalid("member names and zones are UTF-8".into())),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let ring_err = |e: ring::RingError| Error::Invalid(e.to_string());
+        let cfg = RingConfig::new(partitions, n_val).map_err(ring_err)?;
+        let previous = if previous.decode::<Atom>().ok() == Some(atoms::undefined()) {
+            None
+        } else {
+            let lists: Vec<Term> = previous.decode().map_err(|_| {
+                Error::Invalid("previous is undefined or a list of preflists".into())
+            })?;
+            let lists = lists.into_iter().map(names).collect::<Result<_, _>>()?;
+            Some(Ownership::from_preflists(partitions, lists).map_err(ring_err)?)
+        };
+        ring::claim(&members, cfg, previous.as_ref()).map_err(ring_err)
+    })();
+    match claimed {
+        Ok(own) => {
+            let lists: Vec<Vec<Term>> = own
+                .preflists()
+                .map(|l| {
+                    l.iter()
+                        .map(|n| {
+                            let mut bin = NewBinary::new(env, n.len());
+                            bin.as_mut_slice().copy_from_slice(n.as_bytes());
+                            Term::from(bin)
+                        })
+                        .collect()
+                })
+                .collect();
+            (atoms::ok(), lists).encode(env)
+        }
+        Err(Error::Invalid(why)) => (atoms::error(), (atoms::ring(), why.as_str())).encode(env),
+        Err(e) => Failure(e).encode(env),
+    }
 }
 
 rustler::init!("strata_nif");

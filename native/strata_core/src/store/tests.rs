@@ -412,3 +412,28 @@ fn closing_releases_outstanding_snapshots() {
     drop(snap);
     assert_eq!(get(&s, "k").1.as_deref(), Some(&b"v"[..]));
 }
+
+#[test]
+fn meta_records_survive_reopen_and_stay_apart_from_the_store_own() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = open(dir.path());
+        assert_eq!(s.meta_get(b"cluster").unwrap(), None);
+        s.meta_put(b"cluster", b"one").unwrap();
+        s.meta_put(b"cluster", b"two").unwrap();
+        // A layer above cannot overwrite the partition count.
+        s.meta_put(b"partitions", b"xx").unwrap();
+        assert!(matches!(s.meta_put(b"", b"v"), Err(Error::Invalid(_))));
+        assert!(matches!(s.meta_get(&[0; 257]), Err(Error::Invalid(_))));
+    }
+    let s = open(dir.path());
+    assert_eq!(
+        s.meta_get(b"cluster").unwrap().as_deref(),
+        Some(&b"two"[..])
+    );
+    assert_eq!(
+        s.meta_get(b"partitions").unwrap().as_deref(),
+        Some(&b"xx"[..])
+    );
+    assert_eq!(s.partitions(), 8);
+}
