@@ -65,9 +65,9 @@ members() ->
 membership() ->
     gen_server:call(?MODULE, membership).
 
-%% @doc The cluster as this node sees it: name, epoch, the number of partitions each member is
-%% primary for, and each member's zone and detector state (`up', `suspect', `down') with the
-%% time since this node last heard from it.
+%% @doc The cluster as this node sees it: name, epoch, partitions, n_val, and for each member
+%% its zone, the number of partitions it is primary for, and its detector state (`up',
+%% `suspect', `down'), unreliability score and milliseconds since this node last heard from it.
 -spec status() -> #{atom() => term()}.
 status() ->
     #{cluster := Name, epoch := Epoch, partitions := P, n_val := NVal} = M = membership(),
@@ -76,10 +76,9 @@ status() ->
     Members = [begin
                    {_, joined, Zone} = strata_membership:entry(M, N),
                    Health = case N =:= node() of
-                                true -> #{state => up, since_last_contact_ms => 0};
-                                false -> maps:with([state, since_last_contact_ms],
-                                                   maps:get(N, States, #{state => suspect,
-                                                                         since_last_contact_ms => never}))
+                                true -> #{state => up, score => 0, since_last_contact_ms => 0};
+                                false -> maps:get(N, States, #{state => suspect, score => 2,
+                                                              since_last_contact_ms => never})
                             end,
                    Health#{node => N, zone => Zone, primaries => maps:get(N, Owners, 0)}
                end || N <- strata_membership:joined(M)],
