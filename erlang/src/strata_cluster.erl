@@ -139,8 +139,9 @@ handle_call(join_request, _From, #{membership := M, zone := Zone} = State) ->
         Members ->
             {reply, {error, {already_in_cluster, Members}}, State}
     end;
-handle_call({join, Request}, From, #{membership := M} = State) ->
-    #{node := Node, zone := Zone, cluster := Cluster, partitions := P, incarnation := Inc} = Request,
+handle_call({join, #{node := Node, zone := Zone, cluster := Cluster, partitions := P,
+                     incarnation := Inc}}, From, #{membership := M} = State)
+  when is_atom(Node), is_binary(Zone), is_binary(Cluster), is_integer(Inc) ->
     case M of
         #{cluster := Cluster, partitions := P} ->
             case strata_membership:join(M, Node, Zone, Inc) of

@@ -62,9 +62,19 @@ leave(#{members := Members} = M, Node) ->
             {error, not_a_member}
     end.
 
-%% @doc Merges two copies of one cluster (same id); see the module documentation.
+%% @doc Merges two copies of one cluster (same id); see the module documentation. Copies of
+%% two clusters give `{error, {other_cluster, IdA, IdB}}'; a term that is not a membership,
+%% `{error, bad_membership}'.
 -spec merge(membership(), membership()) -> {ok, membership()} | {error, term()}.
-merge(#{id := Id, members := MA} = A, #{id := Id, members := MB} = B) ->
+merge(A, B) ->
+    case well_formed(A) andalso well_formed(B) of
+        false -> {error, bad_membership};
+        true when map_get(id, A) =/= map_get(id, B) ->
+            {error, {other_cluster, map_get(id, A), map_get(id, B)}};
+        true -> merge_copies(A, B)
+    end.
+
+merge_copies(#{members := MA} = A, #{members := MB} = B) ->
     Members = maps:fold(fun(Node, E, Acc) ->
                                 maps:update_with(Node, fun(Old) -> newer(Old, E) end, E, Acc)
                         end, MA, MB),
@@ -75,9 +85,21 @@ merge(#{id := Id, members := MA} = A, #{id := Id, members := MB} = B) ->
             claimed(Best#{members := Members}, Best#{epoch := max_epoch(A, B)});
         Valid ->
             {ok, (lists:foldl(fun max_ring/2, hd(Valid), Valid))#{members := Members}}
-    end;
-merge(#{id := A}, #{id := B}) ->
-    {error, {other_cluster, A, B}}.
+    end.
+
+%% The shape of a membership, checked before merging a copy that came over the network.
+well_formed(#{cluster := C, id := Id, partitions := P, n_val := N, members := Members,
+              epoch := E, ring_for := For, ring := Ring})
+  when is_binary(C), is_binary(Id), is_integer(P), is_integer(N), is_map(Members),
+       is_integer(E), is_list(For), is_list(Ring) ->
+    lists:all(fun({Node, {Inc, State, Zone}}) ->
+                      is_atom(Node) andalso is_integer(Inc) andalso is_binary(Zone)
+                          andalso (State =:= joined orelse State =:= left);
+                 (_) ->
+                      false
+              end, maps:to_list(Members));
+well_formed(_) ->
+    false.
 
 %% @doc The nodes currently in the cluster, sorted.
 -spec joined(membership()) -> [node()].
