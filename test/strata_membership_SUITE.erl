@@ -72,7 +72,8 @@ apply_op({join, X, Seed}, Sites) when X =/= Seed ->
     #{X := MX, Seed := MS} = Sites,
     case strata_membership:joined(MX) of
         [X] ->
-            {ok, New} = strata_membership:join(MS, X, zone(X), strata_membership:incarnation(MX, X)),
+            Inc = strata_membership:incarnation(MX, X),
+            {ok, New} = strata_membership:join(MS, X, zone(X), Inc),
             Sites#{Seed := New, X := New};
         _ ->
             Sites

@@ -283,9 +283,10 @@ join(Seed) ->
 %% @doc Joins the cluster that `Seed' is a member of. This node must be alone (a cluster of
 %% one, the state after start or after {@link leave/0}); it takes the seed's cluster name,
 %% which must equal its own `cluster_name' (else `{error, {cluster_name_mismatch, _}}'), and
-%% the seed's partition count must equal its own. Waits at most `timeout' ms (finite) for the
-%% seed: `{error, timeout}' or `{error, unavailable}' when it does not answer. After a restart
-%% the node is back in its cluster without joining again.
+%% the seed's partition count must equal its own; the node must be distributed (started with
+%% `-sname' or `-name', else `{error, not_distributed}'). Waits at most `timeout' ms (finite)
+%% for the seed: `{error, timeout}' or `{error, unavailable}' when it does not answer. After a
+%% restart the node is back in its cluster without joining again.
 -spec join(node(), opts()) -> ok | error().
 join(Seed, Opts) ->
     remote(Opts, fun(T) -> strata_cluster:join(Seed, T) end).

@@ -25,6 +25,8 @@ start_link(Config) ->
 -spec join(node(), non_neg_integer()) -> ok | {error, term()}.
 join(Seed, _Timeout) when Seed =:= node() ->
     {error, {cannot_join, self}};
+join(_Seed, _Timeout) when node() =:= nonode@nohost ->
+    {error, not_distributed};
 join(Seed, Timeout) when is_atom(Seed) ->
     case gen_server:call(?MODULE, join_request, Timeout) of
         {ok, Request} ->
@@ -193,7 +195,8 @@ handle_call(leave_request, _From, #{membership := M} = State) ->
             end
     end;
 handle_call({left, Left}, _From, #{membership := M} = State) ->
-    Inc = max(strata_membership:incarnation(Left, node()), strata_membership:incarnation(M, node())),
+    Inc = max(strata_membership:incarnation(Left, node()),
+              strata_membership:incarnation(M, node())),
     case alone(Inc, State) of
         {ok, State1} ->
             logger:info("strata: left cluster ~ts", [maps:get(cluster, M)]),

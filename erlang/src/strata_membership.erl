@@ -155,11 +155,12 @@ max_epoch(#{epoch := A}, #{epoch := B}) ->
 claimed(#{members := Members, partitions := P, n_val := NVal} = M, Previous) ->
     Joined = joined_nodes(Members),
     Zones = [{atom_to_binary(N), Zone} || {N, {_, joined, Zone}} <- maps:to_list(Members)],
-    {PrevRing, PrevEpoch} = case Previous of
-                                undefined -> {undefined, 0};
-                                #{ring := [], epoch := E} -> {undefined, E};
-                                #{ring := R, epoch := E} -> {[[atom_to_binary(N) || N <- L] || L <- R], E}
-                            end,
+    {PrevRing, PrevEpoch} =
+        case Previous of
+            undefined -> {undefined, 0};
+            #{ring := [], epoch := E} -> {undefined, E};
+            #{ring := R, epoch := E} -> {[[atom_to_binary(N) || N <- L] || L <- R], E}
+        end,
     case Joined of
         [] ->
             {ok, M#{epoch := PrevEpoch + 1, ring_for := [], ring := []}};
