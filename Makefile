@@ -5,7 +5,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/strata/target
 NODE ?= strata
 DEB_PACKAGES := erlang-nox erlang-dev erlang-common-test erlang-dialyzer erlang-eunit \
-	erlang-proper erlang-tools rebar3 elixir libclang-dev clang
+	erlang-proper erlang-tools rebar3 elixir libclang-dev clang curl ca-certificates
 
 .PHONY: run test setup native compile cargo-test ct exunit dep-check check bench soak shell clean
 
@@ -27,7 +27,13 @@ setup:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
-	@command -v cargo >/dev/null || { echo "Rust is needed: install it with rustup (https://rustup.rs)"; exit 1; }
+	@command -v cargo >/dev/null || { \
+	  echo "installing Rust (stable, with clippy and rustfmt) through rustup into $$HOME/.cargo"; \
+	  dir=$$(mktemp -d) && \
+	  curl --proto '=https' --tlsv1.2 -sSf -o $$dir/rustup-init \
+	    https://static.rust-lang.org/rustup/dist/$$(uname -m)-unknown-linux-gnu/rustup-init && \
+	  chmod +x $$dir/rustup-init && $$dir/rustup-init -y --profile default --no-modify-path && \
+	  rm -rf $$dir; }
 
 native: setup
 	sh native/build.sh
