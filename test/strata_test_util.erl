@@ -62,14 +62,15 @@ code_paths() ->
     lists:usort([filename:dirname(code:which(M)) || M <- [strata, ?MODULE]]).
 
 %% @doc Starts a peer node named `Name' (one scheduler, standard_io control) running strata
-%% on `Dir'. Returns the peer's control pid and node name.
+%% on `Dir', with the engine chosen by {@link use_engine/1} unless `Env' names one. Returns the peer's control pid and node name.
 -spec start_peer(atom(), file:filename(), [{atom(), term()}]) -> {pid(), node()}.
 start_peer(Name, Dir, Env) ->
     Args = ["+S", "1", "+SDio", "4"] ++ lists:append([["-pa", P] || P <- code_paths()]),
     {ok, Peer, Node} = peer:start(#{name => Name, connection => standard_io, args => Args}),
     ok = peer:call(Peer, application, load, [strata]),
     ok = peer:call(Peer, application, set_env, [strata, data_dir, Dir]),
-    [ok = peer:call(Peer, application, set_env, [strata, K, V]) || {K, V} <- Env],
+    [ok = peer:call(Peer, application, set_env, [strata, K, V])
+     || {K, V} <- [{engine, engine()} | Env]],
     {ok, _} = peer:call(Peer, application, ensure_all_started, [strata]),
     {Peer, Node}.
 
