@@ -43,7 +43,7 @@
 -export([start_link/1]).
 -export([get/2, put/5, delete/4, get_versioned/3, snapshot/1, release/1, commit/5, scan/7,
          partition_of/2, log_since/4, last_seq/2, backup/2, info/1]).
--export([executable/0]).
+-export([executable/0, os_pid/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -export_type([handle/0, snapshot/0]).
@@ -77,6 +77,20 @@ executable() ->
               D -> D
           end,
     filename:join(Dir, "strata_port").
+
+%% @doc The OS process id of the running port program, or `undefined' (NIF mode, or no store).
+-spec os_pid() -> non_neg_integer() | undefined.
+os_pid() ->
+    case strata_store:engine() of
+        port ->
+            {Port, _} = strata_store:handle(),
+            case erlang:port_info(Port, os_pid) of
+                {os_pid, Pid} -> Pid;
+                undefined -> undefined
+            end;
+        _ ->
+            undefined
+    end.
 
 %%% Calls (run in the caller)
 
@@ -188,10 +202,19 @@ last_seq(H, Partition) ->
 backup(H, Dir) ->
     call(H, {backup, Dir}, ?SLOW_TIMEOUT).
 
-%% @doc Engine statistics as `[{Name, Integer}]'.
+%% @doc Engine statistics as `[{Name, Integer}]', with the port program's `os_pid' and its
+%% open `snapshots'.
 -spec info(handle()) -> [{atom(), non_neg_integer()}] | error().
-info(H) ->
-    call(H, info, ?CALL_TIMEOUT).
+info({Port, _} = H) ->
+    case call(H, info, ?CALL_TIMEOUT) of
+        Pairs when is_list(Pairs) ->
+            case erlang:port_info(Port, os_pid) of
+                {os_pid, Pid} -> [{os_pid, Pid} | Pairs];
+                undefined -> Pairs
+            end;
+        Error ->
+            Error
+    end.
 
 %% The handle to use for a snapshot's port: the snapshot's own port, which may be a dead one.
 on(Port, {_, Counter}) -> {Port, Counter}.
