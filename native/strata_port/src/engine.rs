@@ -157,7 +157,9 @@ fn bad(why: &str) -> Fail {
 fn etf_arg(t: Term, what: &str) -> Result<Vec<u8>, Fail> {
     match t {
         Term::Binary(b) => Ok(b.bytes),
-        _ => Err(bad(&format!("{what} must be a binary (term_to_binary of the term)"))),
+        _ => Err(bad(&format!(
+            "{what} must be a binary (term_to_binary of the term)"
+        ))),
     }
 }
 
@@ -291,7 +293,15 @@ pub fn parse(req: Term) -> Result<Request, Fail> {
     let wrong = || bad(&format!("wrong arguments for {name}"));
     let mut a = args.into_iter();
     let mut next = || a.next();
-    let req = match (name.as_str(), next(), next(), next(), next(), next(), next()) {
+    let req = match (
+        name.as_str(),
+        next(),
+        next(),
+        next(),
+        next(),
+        next(),
+        next(),
+    ) {
         ("open", Some(path), Some(opts), None, ..) => Request::Open(open_arg(&path, &opts)?),
         ("close", None, ..) => Request::Close,
         ("info", None, ..) => Request::Info,
@@ -384,11 +394,7 @@ fn bound(b: &WireBound) -> Result<Bound, Fail> {
     })
 }
 
-fn build_commit(
-    s: &Store,
-    reads: &[(Vec<u8>, u64)],
-    writes: &[WireWrite],
-) -> Result<Commit, Fail> {
+fn build_commit(s: &Store, reads: &[(Vec<u8>, u64)], writes: &[WireWrite]) -> Result<Commit, Fail> {
     let mut c = Commit {
         reads: Vec::with_capacity(reads.len()),
         writes: Vec::with_capacity(writes.len()),
@@ -465,10 +471,13 @@ impl Engine {
             Request::GetVersioned(snap, k) => {
                 let snap = snap.map(|id| self.snapshot(id)).transpose()?;
                 self.with_store(|s| {
-                    let reply = s.get(&key(s, k)?, blocking, snap.as_ref(), |st| match st.value {
-                        Some(v) => tuple(vec![atom("ok"), binary(v.to_vec()), uint(st.version)]),
-                        None => tuple(vec![atom("not_found"), uint(st.version)]),
-                    })?;
+                    let reply =
+                        s.get(&key(s, k)?, blocking, snap.as_ref(), |st| match st.value {
+                            Some(v) => {
+                                tuple(vec![atom("ok"), binary(v.to_vec()), uint(st.version)])
+                            }
+                            None => tuple(vec![atom("not_found"), uint(st.version)]),
+                        })?;
                     Ok(Some(reply))
                 })
             }
@@ -540,11 +549,8 @@ impl Engine {
                     Ok(Some(tuple(vec![atom("ok"), list(items), next])))
                 })
             }
-            Request::PartitionOf(k) => self.with_store(|s| {
-                Ok(Some(uint(u64::from(
-                    s.partition_of(&keycodec::encode(k)?),
-                ))))
-            }),
+            Request::PartitionOf(k) => self
+                .with_store(|s| Ok(Some(uint(u64::from(s.partition_of(&keycodec::encode(k)?)))))),
             Request::LogSince(p, after, limit) => self.with_store(|s| {
                 let mut out = Vec::new();
                 for e in s.log_since(*p, *after, *limit, blocking)? {

@@ -11,7 +11,10 @@
 //!   small pool of workers through a bounded channel; a full channel stops the reader, the pipe
 //!   fills and the Erlang side sees a busy port (back-pressure all the way to the callers);
 //! - sync commits go to the core's group-commit writer, which answers when the fsync is done;
-//! - one writer thread owns stdout and batches replies into as few writes as the load allows.
+//! - replies of requests run on the reader are written by the reader itself, gathered until it
+//!   has no complete frame left to run (so one write carries many replies under load and none
+//!   waits); the replies of workers and of the group-commit writer go through one writer
+//!   thread, which gathers them the same way. Both write whole frames under one lock.
 //!
 //! Replies can therefore come out of order; `ReqId` matches them. At the end of input (the VM
 //! closed the port or died) the program finishes what it has, closes the store and exits, so
@@ -23,7 +26,10 @@ mod wire;
 use crossbeam::channel::{self, Receiver, Sender};
 use eetf::Term;
 use engine::{Deliver, Engine, Fail, Request};
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use parking_lot::Mutex;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
+use std::os::fd::FromRawFd;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread;
@@ -45,15 +51,43 @@ struct Job {
     req: Request,
 }
 
+/// Standard output, written in whole frames by the reader and the writer thread.
+struct Output {
+    stdout: Mutex<File>,
+}
+
+impl Output {
+    fn new() -> Output {
+        // SAFETY: fd 1 is this process's stdout, open for its whole life and written only
+        // through this handle (std's own `Stdout` would add line buffering to binary frames).
+        let file = unsafe { File::from_raw_fd(1) };
+        Output {
+            stdout: Mutex::new(file),
+        }
+    }
+
+    /// Writes whole frames. Once stdout is gone (the VM died) replies are dropped: nobody
+    /// reads them, and the end of input follows.
+    fn write(&self, frames: &[u8]) {
+        if !frames.is_empty() {
+            let _ = self.stdout.lock().write_all(frames);
+        }
+    }
+}
+
 fn main() {
     // Panics are answered as errors (see `run`); keep their report short on stderr.
     panic::set_hook(Box::new(|info| eprintln!("strata_port: {info}")));
     let engine = Arc::new(Engine::default());
+    let output = Arc::new(Output::new());
     let (reply_tx, reply_rx) = channel::bounded::<Vec<u8>>(REPLY_QUEUE);
-    let writer = thread::Builder::new()
-        .name("strata-port-out".into())
-        .spawn(move || write_replies(reply_rx))
-        .expect("writer thread");
+    let writer = {
+        let output = output.clone();
+        thread::Builder::new()
+            .name("strata-port-out".into())
+            .spawn(move || write_replies(&output, reply_rx))
+            .expect("writer thread")
+    };
     let (job_tx, job_rx) = channel::bounded::<Job>(JOB_QUEUE);
     let workers: Vec<_> = (0..WORKERS)
         .map(|i| {
@@ -66,7 +100,7 @@ fn main() {
         .collect();
     drop(job_rx);
 
-    read_requests(&engine, &job_tx, &reply_tx);
+    read_requests(&engine, &output, &job_tx, &reply_tx);
 
     // End of input: nobody will read more replies than those already asked for.
     thread::spawn(|| {
@@ -84,16 +118,25 @@ fn main() {
 }
 
 /// Reads frames until the end of input, running or dispatching each.
-fn read_requests(engine: &Engine, jobs: &Sender<Job>, out: &Sender<Vec<u8>>) {
+fn read_requests(engine: &Engine, output: &Output, jobs: &Sender<Job>, out: &Sender<Vec<u8>>) {
     let mut input = BufReader::with_capacity(1 << 16, io::stdin().lock());
     let mut frame = Vec::new();
+    // Replies of requests run here, written when no complete frame is left to run.
+    let mut replies = Vec::new();
     loop {
+        if input.buffer().len() < 4 {
+            output.write(&replies);
+            replies.clear();
+        }
         let mut len = [0u8; 4];
         if input.read_exact(&mut len).is_err() {
+            output.write(&replies);
             return;
         }
         let len = u32::from_be_bytes(len) as usize;
         if len > MAX_FRAME {
+            output.write(&replies);
+            replies.clear();
             // Skip it without holding it in memory, and say why.
             if io::copy(&mut (&mut input).take(len as u64), &mut io::sink()).is_err() {
                 return;
@@ -102,6 +145,10 @@ fn read_requests(engine: &Engine, jobs: &Sender<Job>, out: &Sender<Vec<u8>>) {
             send(out, wire::atom("undefined"), why.term());
             continue;
         }
+        if input.buffer().len() < len {
+            output.write(&replies);
+            replies.clear();
+        }
         frame.resize(len, 0);
         if input.read_exact(&mut frame).is_err() {
             return;
@@ -109,14 +156,14 @@ fn read_requests(engine: &Engine, jobs: &Sender<Job>, out: &Sender<Vec<u8>>) {
         let (id, req) = match wire::decode(&frame) {
             Ok(x) => x,
             Err((id, why)) => {
-                send(out, id, Fail::BadRequest(why).term());
+                replies.extend(wire::encode_reply(id, Fail::BadRequest(why).term()));
                 continue;
             }
         };
         let req = match engine::parse(req) {
             Ok(r) => r,
             Err(fail) => {
-                send(out, id, fail.term());
+                replies.extend(wire::encode_reply(id, fail.term()));
                 continue;
             }
         };
@@ -128,7 +175,14 @@ fn read_requests(engine: &Engine, jobs: &Sender<Job>, out: &Sender<Vec<u8>>) {
             Err(Fail::Core(strata_core::Error::WouldBlock)) => {
                 let _ = jobs.send(Job { id, req });
             }
-            outcome => answer(out, id, outcome),
+            Ok(Some(reply)) => replies.extend(wire::encode_reply(id, reply)),
+            Ok(None) => {}
+            Err(fail) => replies.extend(wire::encode_reply(id, fail.term())),
+        }
+        // Keep the gathered replies bounded when frames keep coming.
+        if replies.len() >= 1 << 16 {
+            output.write(&replies);
+            replies.clear();
         }
     }
 }
@@ -153,15 +207,16 @@ fn run(
         let (id, out) = (id.clone(), out.clone());
         Box::new(move |r: Result<Term, Fail>| answer(&out, id, r.map(Some)))
     };
-    panic::catch_unwind(AssertUnwindSafe(|| engine.execute(req, blocking, deliver)))
-        .unwrap_or_else(|p| {
+    panic::catch_unwind(AssertUnwindSafe(|| engine.execute(req, blocking, deliver))).unwrap_or_else(
+        |p| {
             let why = p
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
                 .or_else(|| p.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown".into());
             Err(Fail::Panic(why))
-        })
+        },
+    )
 }
 
 /// Sends the reply of a finished request; `Ok(None)` is a sync commit whose reply comes later.
@@ -178,16 +233,19 @@ fn send(out: &Sender<Vec<u8>>, id: Term, reply: Term) {
     let _ = out.send(wire::encode_reply(id, reply));
 }
 
-/// The writer: owns stdout, flushes when no more replies are waiting.
-fn write_replies(replies: Receiver<Vec<u8>>) {
-    let mut stdout = BufWriter::with_capacity(1 << 16, io::stdout().lock());
-    let mut broken = false;
+/// The writer: writes the replies of workers and of the group-commit writer, gathering those
+/// that wait into one write.
+fn write_replies(output: &Output, replies: Receiver<Vec<u8>>) {
+    let mut batch = Vec::new();
     while let Ok(frame) = replies.recv() {
-        // Once stdout is gone keep draining, so that no sender ever blocks on a full queue.
-        broken = broken || stdout.write_all(&frame).is_err();
-        while let Ok(more) = replies.try_recv() {
-            broken = broken || stdout.write_all(&more).is_err();
+        batch.extend_from_slice(&frame);
+        while batch.len() < 1 << 16 {
+            match replies.try_recv() {
+                Ok(more) => batch.extend_from_slice(&more),
+                Err(_) => break,
+            }
         }
-        broken = broken || stdout.flush().is_err();
+        output.write(&batch);
+        batch.clear();
     }
 }

@@ -201,7 +201,10 @@ pub fn encode_reply(id: Term, reply: Term) -> Vec<u8> {
         out.truncate(4);
         let fallback = tuple(vec![
             atom("undefined"),
-            error(tuple(vec![atom("bad_reply"), binary(b"unencodable".to_vec())])),
+            error(tuple(vec![
+                atom("bad_reply"),
+                binary(b"unencodable".to_vec()),
+            ])),
         ]);
         fallback.encode(&mut out).expect("plain terms encode");
     }
@@ -352,6 +355,9 @@ mod tests {
         let out = encode_reply(uint(1), atom("ok"));
         let len = u32::from_be_bytes(out[..4].try_into().unwrap()) as usize;
         assert_eq!(len, out.len() - 4);
-        assert_eq!(Term::decode(&out[4..]).unwrap(), tuple(vec![uint(1), atom("ok")]));
+        assert_eq!(
+            Term::decode(&out[4..]).unwrap(),
+            tuple(vec![uint(1), atom("ok")])
+        );
     }
 }
