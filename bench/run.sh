@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# make bench [MODE=quick]: raw RocksDB (Rust), then strata, ETS, DETS and Mnesia from Erlang,
-# all in one run on this machine. Results go to bench/results/<time>-<mode>/.
+# make bench [MODE=quick|engines]: raw RocksDB (Rust), then strata, ETS, DETS and Mnesia from
+# Erlang, then strata's port engine against its NIF, all in one run on this machine. Results go
+# to bench/results/<time>-<mode>/. MODE=engines runs only the port-against-NIF comparison (at the
+# quick sizes).
 set -euo pipefail
 mode=${1:-full}
 case "$mode" in
   full)  ops=200000; sync_ops=2000; runs=3; mem_keys=1000000 ;;
-  quick) ops=50000;  sync_ops=500;  runs=3; mem_keys=1000000 ;;
-  *) echo "usage: bench/run.sh [full|quick]" >&2; exit 2 ;;
+  quick|engines) ops=50000;  sync_ops=500;  runs=3; mem_keys=1000000 ;;
+  *) echo "usage: bench/run.sh [full|quick|engines]" >&2; exit 2 ;;
 esac
 root=$(cd "$(dirname "$0")/.." && pwd)
 : "${CARGO_TARGET_DIR:=$HOME/.cache/strata/target}"
+export CARGO_TARGET_DIR
 out="$root/bench/results/$(date +%Y%m%d-%H%M%S)-$mode"
 mkdir -p "$out/ebin"
 cd "$root"
@@ -22,6 +25,14 @@ erlc -o "$out/ebin" bench/strata_bench.erl bench/strata_kvs_bench.erl bench/stra
 # Mnesia warns "overloaded" throughout its write benchmarks: keep the tables readable.
 erl_run() { erl -noshell -kernel logger_level error -pa _build/default/lib/strata/ebin -pa "$out/ebin" "$@"; }
 
+if [ "$mode" = engines ]; then
+  echo "== strata's port engine against its NIF (median of $runs runs)"
+  erl_run -eval "strata_bench:engines([\"quick\", \"$out\"])"
+  rm -rf "$out/data"
+  echo "== done in $(( $(date +%s) - start )) s; table in $out/results.md"
+  exit 0
+fi
+
 echo "== raw RocksDB from Rust, strata's options (median of $runs runs)"
 "$CARGO_TARGET_DIR/release/strata_bench" "$ops" "$sync_ops" "$runs" > "$out/raw.csv"
 
@@ -31,6 +42,8 @@ rm -rf "$out/data/memory"
 
 echo "== strata, ETS, DETS, Mnesia from Erlang (median of $runs runs)"
 erl_run -eval "strata_bench:main([\"$mode\", \"$out/raw.csv\", \"$out\"])"
+echo "== strata's port engine against its NIF (median of $runs runs)"
+erl_run -eval "strata_bench:engines([\"$mode\", \"$out\"])"
 echo "== strata_kvs feeds against KVS' approach on Mnesia"
 erl_run -eval "strata_kvs_bench:main([\"$mode\"])" -s init stop | tee "$out/kvs.txt"
 printf '\n## Feeds (strata_kvs)\n\n```\n%s\n```\n' "$(cat "$out/kvs.txt")" >> "$out/results.md"

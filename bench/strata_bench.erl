@@ -6,7 +6,7 @@
 %%% results directory.
 -module(strata_bench).
 
--export([main/1, memory/1]).
+-export([main/1, memory/1, engines/1]).
 
 -define(VALUE_SIZES, [100, 1024]).
 
@@ -223,6 +223,60 @@ mnesia_rows(#{ops := Ops, runs := Runs}, Dir) ->
               end || Size <- ?VALUE_SIZES]),
     stopped = mnesia:stop(),
     Rows.
+
+%%% The two engines: the NIF against the port program, on the same workload.
+
+%% @doc `[Mode, OutDir]': put and get (100 B, async) and sync put, from 1 and 8 processes,
+%% with the NIF and with the port engine, each on a fresh store; prints the table and appends
+%% it to OutDir/results.md.
+-spec engines([string()]) -> no_return().
+engines([Mode, OutDir]) ->
+    #{ops := Ops, sync_ops := SyncOps, runs := Runs} = params(list_to_atom(Mode)),
+    Value = binary:copy(<<"v">>, 100),
+    Steps = [{put, async, N} || N <- [1, 8]] ++ [{get, async, N} || N <- [1, 8]]
+        ++ [{put, sync, N} || N <- [1, 8]],
+    Measured =
+        [begin
+             Dir = filename:join([OutDir, "data", "engine_" ++ atom_to_list(Engine)]),
+             application:load(strata),
+             application:set_env(strata, data_dir, Dir),
+             application:set_env(strata, engine, Engine),
+             {ok, _} = application:ensure_all_started(strata),
+             [ok = strata:put(key(I), Value) || I <- lists:seq(0, Ops - 1)],
+             Rows = [{{Op, Dur, N}, Engine,
+                      row("strata_" ++ atom_to_list(Engine), atom_to_list(Op), 100, N,
+                          atom_to_list(Dur),
+                          median(Runs, fun() -> ok end,
+                                 fun() -> measure(N, count(Dur, Ops, SyncOps), engine_op(Op, Dur, Ops, Value)) end))}
+                     || {Op, Dur, N} <- Steps],
+             ok = application:stop(strata),
+             application:unset_env(strata, engine),
+             Rows
+         end || Engine <- [nif, port]],
+    All = lists:append(Measured),
+    Table = ["## Port against NIF (100 B values, median of ", integer_to_list(Runs), " runs)\n\n",
+             "| op | durability | procs | NIF ops/s | NIF p50 / p99 us | port ops/s | port p50 / p99 us | port / NIF |\n",
+             "|---|---|---|---|---|---|---|---|\n",
+             [begin
+                  {_, _, Nif} = lists:keyfind(nif, 2, [X || {K, _, _} = X <- All, K =:= Step]),
+                  [Port] = [R || {K, port, R} <- All, K =:= Step],
+                  io_lib:format("| ~s | ~s | ~w | ~w | ~.1f / ~.1f | ~w | ~.1f / ~.1f | ~.2fx |~n",
+                                [Op, Dur, N, round(maps:get(ops, Nif)), maps:get(p50, Nif),
+                                 maps:get(p99, Nif), round(maps:get(ops, Port)),
+                                 maps:get(p50, Port), maps:get(p99, Port),
+                                 maps:get(ops, Port) / maps:get(ops, Nif)])
+              end || {Op, Dur, N} = Step <- Steps]],
+    io:format("~n~s~n", [Table]),
+    ok = file:write_file(filename:join(OutDir, "results.md"), ["\n", Table], [append]),
+    halt(0).
+
+count(async, Ops, _SyncOps) -> Ops;
+count(sync, _Ops, SyncOps) -> SyncOps.
+
+engine_op(put, Dur, Ops, Value) ->
+    fun(I) -> ok = strata:put(key(index(I, Ops)), Value, #{durability => Dur}) end;
+engine_op(get, _Dur, Ops, _Value) ->
+    fun(I) -> {ok, _} = strata:get(key(index(I, Ops))) end.
 
 %%% Memory: run in a fresh node by bench/run.sh.
 

@@ -1,6 +1,6 @@
-%%% The public API on a single node, under both durabilities: single-key calls, the Scalaris
-%%% batch and transaction rules, scans, backups, persistence across restarts, concurrency and
-%%% bad input.
+%%% The public API on a single node, with each engine (NIF and port) and under both
+%%% durabilities: single-key calls, the Scalaris batch and transaction rules, scans, backups,
+%%% persistence across restarts, concurrency and bad input.
 -module(strata_api_SUITE).
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
@@ -8,7 +8,7 @@
 -compile([export_all, nowarn_export_all]).
 
 all() ->
-    [{group, async}, {group, sync}, {group, node}].
+    [{group, nif}, {group, port}].
 
 groups() ->
     Api = [put_get_delete_any_terms, options_and_bad_input, value_and_key_limits,
@@ -19,15 +19,23 @@ groups() ->
            transaction_reads_own_writes, transaction_exception_writes_nothing,
            transaction_abort_and_retries, concurrent_increments_exact,
            concurrent_transfers_keep_total, scan_pages_in_term_order, scan_reverse_and_tags],
-    [{async, [], Api}, {sync, [], Api},
+    Engine = [{group, async}, {group, sync}, {group, node}],
+    [{nif, [], Engine}, {port, [], Engine},
+     {async, [], Api}, {sync, [], Api},
      {node, [], [commit_log_follows_writes, persists_across_restart, backup_opens_as_store, second_open_is_locked,
-                 unwritable_data_dir, bad_config_is_refused, status_reports]}].
+                 unwritable_data_dir, bad_config_is_refused, status_reports,
+                 data_moves_between_engines]}].
 
+init_per_group(Engine, Config) when Engine =:= nif; Engine =:= port ->
+    ok = strata_test_util:use_engine(Engine),
+    [{engine, Engine} | Config];
 init_per_group(node, Config) ->
     [{durability, async} | Config];
 init_per_group(Durability, Config) ->
     [{durability, Durability} | Config].
 
+end_per_group(port, _Config) ->
+    strata_test_util:use_engine(nif);
 end_per_group(_, _Config) ->
     ok.
 
@@ -484,7 +492,8 @@ bad_config_is_refused(Config) ->
                       application:ensure_all_started(strata)),
          application:unset_env(strata, K)
      end || {K, V} <- [{partitions, 3}, {durability, fast}, {block_cache_mb, 0},
-                       {data_dir, 42}]],
+                       {data_dir, 42}, {engine, diesel}]],
+    ok = strata_test_util:use_engine(?config(engine, Config)),
     ok = strata_test_util:start(?config(dir, Config), []),
     strata_test_util:stop(),
     ?assertMatch({error, {strata, _}},
@@ -495,7 +504,33 @@ bad_config_is_refused(Config) ->
     application:unset_env(strata, partitions).
 
 status_reports(Config) ->
-    #{node := N, engine := nif, config := #{data_dir := Dir}, store := #{partitions := 64}} =
+    #{node := N, engine := Engine, config := #{data_dir := Dir}, store := #{partitions := 64}} =
         strata:status(),
     ?assertEqual(node(), N),
+    ?assertEqual(?config(engine, Config), Engine),
     ?assertEqual(?config(dir, Config), Dir).
+
+%% Both engines store the same bytes: a data directory written by one opens in the other.
+data_moves_between_engines(Config) ->
+    Other = case ?config(engine, Config) of nif -> port; port -> nif end,
+    Pairs = [{K, {value, K}} || K <- [<<"bin">>, atom, 1, 1.0, "str", {t, [1, 2]}, #{m => 1},
+                                       1 bsl 100, strata:tag(feed, 1), strata:tag(feed, 2)]],
+    [ok = strata:put(K, V) || {K, V} <- Pairs],
+    ok = strata:put(synced, yes, #{durability => sync}),
+    ok = strata:delete(atom),
+    P = strata_store:partition_of(strata:tag(feed, 1)),
+    Seq = strata_store:last_seq(P),
+    {ok, Scan, done} = strata:scan('$min', '$max', #{limit => 100}),
+    strata_test_util:stop(),
+    ok = strata_test_util:start(?config(dir, Config), [{engine, Other}]),
+    ?assertEqual(Other, strata_store:engine()),
+    ?assertEqual({ok, Scan, done}, strata:scan('$min', '$max', #{limit => 100})),
+    [?assertEqual({ok, V}, strata:get(K)) || {K, V} <- Pairs, K =/= atom],
+    ?assertEqual({error, not_found}, strata:get(atom)),
+    ?assertEqual({ok, yes}, strata:get(synced)),
+    ?assertEqual(P, strata_store:partition_of(strata:tag(feed, 2))),
+    ?assertEqual(Seq, strata_store:last_seq(P)),
+    ?assertEqual(ok, strata:test_and_set(1, {value, 1}, two)),
+    ?assertEqual({ok, two}, strata:get(1)),
+    strata_test_util:stop(),
+    ok = strata_test_util:start(?config(dir, Config), [{engine, ?config(engine, Config)}]).

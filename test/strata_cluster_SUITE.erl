@@ -20,7 +20,8 @@ all() ->
      a_node_of_another_cluster_is_refused,
      concurrent_joins_converge,
      one_way_drop_makes_the_far_node_suspect,
-     request_layer_bounds_every_call].
+     request_layer_bounds_every_call,
+     port_engine_membership_survives_kill_9].
 
 %% The test node is distributed too, to call the peers directly.
 init_per_suite(Config) ->
@@ -172,6 +173,20 @@ request_layer_bounds_every_call(Config) ->
     ok = call(B, sys, suspend, [strata_fd]),
     ?assertEqual({error, timeout}, Ping(200)),
     ok = call(B, sys, resume, [strata_fd]).
+
+%% The membership lives in the meta column family of whichever engine runs: with the port
+%% engine too, a node killed with kill -9 comes back in its cluster without a seed.
+port_engine_membership_survives_kill_9(Config) ->
+    [P1, P2] = start(Config, [p1, p2], [{engine, port}]),
+    #{engine := port} = call(P1, strata, status, []),
+    ok = call(P2, strata, join, [P1]),
+    {Epoch, Ring} = converged([P1, P2]),
+    strata_test_util:kill9(os_pid(Config, P2)),
+    ok = wait(fun() -> state_of(P1, P2) =:= down end, ?DOWN_BOUND_MS + 2000),
+    [P2] = restart(Config, P2),
+    ?assertEqual({Epoch, Ring}, converged([P1, P2])),
+    ok = wait(fun() -> state_of(P1, P2) =:= up andalso state_of(P2, P1) =:= up end,
+              ?CONVERGE_MS).
 
 %%% Helpers
 

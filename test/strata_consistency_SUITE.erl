@@ -21,7 +21,9 @@
 %%% then write, outside any transaction) against the same store and asserts that the
 %%% checkers catch the lost updates: a checker that passes those runs is broken.
 %%%
-%%% Every history is written to the case's priv_dir (`<case>-<group>.history'); see
+%%% All of it runs with each engine, `nif' and `port' (except `unsafe', NIF only).
+%%%
+%%% Every history is written to the case's priv_dir (`<case>-<group>-<engine>.history'); see
 %%% doc/checking.md to replay one.
 -module(strata_consistency_SUITE).
 -include_lib("common_test/include/ct.hrl").
@@ -52,10 +54,14 @@ suite() ->
     [{timetrap, {seconds, 180 + 3 * duration_s()}}].
 
 all() ->
-    [{group, calm}, {group, kill9}, {group, unsafe}].
+    [{group, nif}, {group, port}].
 
+%% The workloads run with each engine (in port mode a kill -9 of the node takes its port
+%% program with it); the unsafe client only needs one.
 groups() ->
-    [{calm, [], workloads()},
+    [{nif, [], [{group, calm}, {group, kill9}, {group, unsafe}]},
+     {port, [], [{group, calm}, {group, kill9}]},
+     {calm, [], workloads()},
      {kill9, [], workloads()},
      {unsafe, [], [unsafe_client_is_caught_bank, unsafe_client_is_caught_list_append]}].
 
@@ -90,11 +96,16 @@ init_per_suite(Config) ->
 end_per_suite(_Config) ->
     ok.
 
+init_per_group(Engine, Config) when Engine =:= nif; Engine =:= port ->
+    ok = strata_test_util:use_engine(Engine),
+    Config;
 init_per_group(unsafe, Config) ->
     [{mode, unsafe} | Config];
 init_per_group(Mode, Config) ->
     [{mode, Mode} | Config].
 
+end_per_group(port, _Config) ->
+    strata_test_util:use_engine(nif);
 end_per_group(_, _Config) ->
     ok.
 
@@ -258,7 +269,7 @@ run(W, Config) ->
                      invoke => maps:get(final_invoke, Spec, Invoke)}),
     History = strata_history:concat([Main, FinalPhase]),
     File = filename:join(?config(priv_dir, Config),
-                         lists:concat([W, "-", Mode, ".history"])),
+                         lists:concat([W, "-", Mode, "-", strata_test_util:engine(), ".history"])),
     {WriteUs, ok} = timer:tc(fun() -> strata_history:write(File, History) end),
     {CheckUs, R} = timer:tc(fun() -> check(Model, History) end),
     #{stats := Stats} = R,

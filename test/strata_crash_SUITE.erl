@@ -1,7 +1,8 @@
 %%% Crash safety: a peer node running strata is killed with `kill -9' in the middle of 10,000
 %%% writes from concurrent clients, restarted on the same data directory, and every write
 %%% that was acknowledged must be there. Run with sync durability (survives a machine crash)
-%%% and async (survives a crash of the node, which is what kill -9 is).
+%%% and async (survives a crash of the node, which is what kill -9 is), with each engine (in
+%%% port mode the port program dies with the node: it reads EOF and exits).
 -module(strata_crash_SUITE).
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
@@ -12,15 +13,22 @@
 -define(CLIENTS, 8).
 
 all() ->
-    [{group, sync}, {group, async}].
+    [{group, nif}, {group, port}].
 
 groups() ->
-    [{sync, [], [acknowledged_writes_survive_kill_9]},
+    [{nif, [], [{group, sync}, {group, async}]},
+     {port, [], [{group, sync}, {group, async}]},
+     {sync, [], [acknowledged_writes_survive_kill_9]},
      {async, [], [acknowledged_writes_survive_kill_9]}].
 
+init_per_group(Engine, Config) when Engine =:= nif; Engine =:= port ->
+    ok = strata_test_util:use_engine(Engine),
+    Config;
 init_per_group(Durability, Config) ->
     [{durability, Durability} | Config].
 
+end_per_group(port, _Config) ->
+    strata_test_util:use_engine(nif);
 end_per_group(_, _Config) ->
     ok.
 
@@ -29,6 +37,7 @@ acknowledged_writes_survive_kill_9(Config) ->
     Dir = strata_test_util:fresh_dir(Config, "crash"),
     Name = list_to_atom("strata_crash_" ++ atom_to_list(Durability)),
     {Peer, _Node} = strata_test_util:start_peer(Name, Dir, [{durability, Durability}]),
+    ?assertEqual(strata_test_util:engine(), peer:call(Peer, strata_store, engine, [])),
     OsPid = strata_test_util:os_pid(Peer),
     Acked = ets:new(acked, [public, set]),
     Parent = self(),

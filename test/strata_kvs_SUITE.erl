@@ -13,10 +13,12 @@
 -record(note, {id, text}).
 
 all() ->
-    [{group, records}, {group, feeds}, {group, concurrency}, {group, crash}].
+    [{group, nif}, {group, port}].
 
 groups() ->
-    [{records, [], [put_get_delete, put_list_is_atomic, bad_records_are_refused,
+    Engine = [{group, records}, {group, feeds}, {group, concurrency}, {group, crash}],
+    [{nif, [], Engine}, {port, [], Engine},
+     {records, [], [put_get_delete, put_list_is_atomic, bad_records_are_refused,
                     index_exact_after_updates_and_deletes, index_of_unindexed_field,
                     count_exact, all_in_id_order, seq_counts_without_gaps,
                     writes_join_the_callers_transaction, schema_from_metainfo]},
@@ -40,9 +42,14 @@ metainfo() ->
                              keys = [email, age]},
                       #table{name = note, fields = record_info(fields, note)}]}.
 
+init_per_group(Engine, Config) when Engine =:= nif; Engine =:= port ->
+    ok = strata_test_util:use_engine(Engine),
+    [{engine, Engine} | Config];
 init_per_group(_, Config) ->
     Config.
 
+end_per_group(port, _Config) ->
+    strata_test_util:use_engine(nif);
 end_per_group(_, _Config) ->
     ok.
 

@@ -11,15 +11,21 @@
                        frequency/1, exactly/1, boolean/0, largeint/0]).
 
 all() ->
-    [store_matches_model, keycodec_follows_term_order, keycodec_round_trips].
+    [{group, nif}, {group, port}, keycodec_follows_term_order, keycodec_round_trips].
 
-init_per_suite(Config) ->
-    Dir = strata_test_util:fresh_dir(Config, "prop"),
+%% The model runs against each engine.
+groups() ->
+    [{nif, [], [store_matches_model]}, {port, [], [store_matches_model]}].
+
+init_per_group(Engine, Config) ->
+    ok = strata_test_util:use_engine(Engine),
+    Dir = strata_test_util:fresh_dir(Config, "prop-" ++ atom_to_list(Engine)),
     ok = strata_test_util:start(Dir, [{block_cache_mb, 16}]),
     [{dir, Dir} | Config].
 
-end_per_suite(_Config) ->
-    strata_test_util:stop().
+end_per_group(_Engine, _Config) ->
+    strata_test_util:stop(),
+    strata_test_util:use_engine(nif).
 
 %%% The store against a map
 

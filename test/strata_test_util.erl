@@ -2,19 +2,35 @@
 %%% and peer nodes running strata.
 -module(strata_test_util).
 
--export([start/2, stop/0, fresh_dir/2, wait_until/2,
+-export([start/2, stop/0, fresh_dir/2, wait_until/2, use_engine/1, engine/0,
          start_peer/3, peer_eval/3, os_pid/1, kill9/1, code_paths/0]).
 
-%% @doc Starts strata with a data directory `Dir' and extra application env `Env'.
+%% @doc Starts strata with a data directory `Dir' and extra application env `Env'. The engine
+%% is the one chosen with {@link use_engine/1} unless `Env' names one.
 -spec start(file:filename(), [{atom(), term()}]) -> ok.
 start(Dir, Env) ->
     application:stop(strata),
     application:load(strata),
+    Engine = engine(),
     [application:unset_env(strata, K) || {K, _} <- application:get_all_env(strata)],
+    application:set_env(strata, engine, Engine),
     application:set_env(strata, data_dir, Dir),
     [application:set_env(strata, K, V) || {K, V} <- Env],
     {ok, _} = application:ensure_all_started(strata),
     ok.
+
+%% @doc Chooses the engine (`nif' or `port') for the following {@link start/2} calls: the
+%% suites run their groups once per engine.
+-spec use_engine(nif | port) -> ok.
+use_engine(Engine) ->
+    _ = application:load(strata),
+    application:set_env(strata, engine, Engine).
+
+%% @doc The engine chosen for the tests (`nif' unless {@link use_engine/1} said otherwise).
+-spec engine() -> nif | port.
+engine() ->
+    _ = application:load(strata),
+    application:get_env(strata, engine, nif).
 
 %% @doc Stops strata.
 -spec stop() -> ok.
@@ -46,8 +62,9 @@ code_paths() ->
     lists:usort([filename:dirname(code:which(M)) || M <- [strata, ?MODULE]]).
 
 %% @doc Starts a peer node named `Name' (one scheduler, standard_io control) running strata
-%% on `Dir'. The node is `Name@localhost' and its distribution listens on 127.0.0.1 only.
-%% Returns the peer's control pid and node name.
+%% on `Dir', with the engine chosen by {@link use_engine/1} unless `Env' names one. The node
+%% is `Name@localhost' and its distribution listens on 127.0.0.1 only. Returns the peer's
+%% control pid and node name.
 -spec start_peer(atom(), file:filename(), [{atom(), term()}]) -> {pid(), node()}.
 start_peer(Name, Dir, Env) ->
     Args = ["+S", "1", "+SDio", "4", "-kernel", "inet_dist_use_interface", "{127,0,0,1}"]
@@ -56,7 +73,8 @@ start_peer(Name, Dir, Env) ->
                                     args => Args}),
     ok = peer:call(Peer, application, load, [strata]),
     ok = peer:call(Peer, application, set_env, [strata, data_dir, Dir]),
-    [ok = peer:call(Peer, application, set_env, [strata, K, V]) || {K, V} <- Env],
+    [ok = peer:call(Peer, application, set_env, [strata, K, V])
+     || {K, V} <- [{engine, engine()} | Env]],
     {ok, _} = peer:call(Peer, application, ensure_all_started, [strata]),
     {Peer, Node}.
 

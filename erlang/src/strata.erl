@@ -16,14 +16,14 @@
          test_and_set/3, test_and_set/4, add_on_nr/2, add_on_nr/3, add_on_nr/4,
          add_del_on_list/3, add_del_on_list/4,
          req_list/1, req_list/2, transaction/1, transaction/2, abort/1, in_transaction/0,
-         scan/3, scan/1, backup/1, status/0, tag/2,
+         scan/3, scan/1, scan_close/1, backup/1, status/0, tag/2,
          join/1, join/2, leave/0, leave/1, members/0]).
 
 -export_type([opts/0, scan_cont/0]).
 
 -type opts() :: #{timeout => timeout(), durability => async | sync,
                   retries => non_neg_integer()}.
--opaque scan_cont() :: {strata_scan, strata_nif:snapshot(), strata_nif:bound(),
+-opaque scan_cont() :: {strata_scan, strata_store:snapshot(), strata_nif:bound(),
                         strata_nif:bound(), boolean(), pos_integer(),
                         non_neg_integer() | undefined}.
 -type error() :: {error, term()}.
@@ -222,9 +222,19 @@ scan({strata_scan, _, _, _, _, _, _} = Cont) ->
 scan(Other) ->
     {error, {bad_continuation, Other}}.
 
+%% @doc Ends a scan before its continuation is `done', releasing its snapshot now. A scan
+%% that runs to `done' needs no call; an abandoned one holds its snapshot until the process
+%% that started it exits (which matters in port mode, where a store has at most 4096 open).
+-spec scan_close(scan_cont() | done) -> ok.
+scan_close({strata_scan, Snap, _, _, _, _, _}) ->
+    strata_store:release(Snap);
+scan_close(done) ->
+    ok.
+
 page({strata_scan, Snap, Lo, Hi, Reverse, Limit, Partition} = Cont) ->
     case strata_store:scan(Snap, Lo, Hi, Reverse, Limit, Partition) of
         {ok, Items, done} ->
+            strata_store:release(Snap),
             {ok, Items, done};
         {ok, Items, Last} when Reverse ->
             {ok, Items, setelement(4, Cont, {before, Last})};
@@ -268,8 +278,8 @@ status() ->
         Config ->
             case strata_store:info() of
                 {error, _} = Error -> Error;
-                Info -> #{node => node(), engine => nif, config => Config, store => Info,
-                          cluster => strata_cluster:status()}
+                Info -> #{node => node(), engine => maps:get(engine, Config),
+                          config => Config, store => Info, cluster => strata_cluster:status()}
             end
     end.
 

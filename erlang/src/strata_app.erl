@@ -30,6 +30,7 @@ config() ->
               {partitions, Get(partitions, 64),
                fun(V) -> is_integer(V) andalso V >= 2 andalso V =< 4096
                              andalso V band (V - 1) =:= 0 end},
+              {engine, Get(engine, nif), fun(V) -> V =:= nif orelse V =:= port end},
               {durability, Get(durability, async), fun(V) -> V =:= async orelse V =:= sync end},
               {block_cache_mb, Get(block_cache_mb, 256), fun pos_int/1},
               {write_buffer_mb, Get(write_buffer_mb, 64), fun pos_int/1},

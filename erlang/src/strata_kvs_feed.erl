@@ -382,7 +382,7 @@ scan_more(Items, Cont, Max, Acc) ->
     Left = case Max of infinity -> infinity; _ -> Max - length(Items) end,
     case Cont of
         done -> lists:reverse(Acc1);
-        _ when Left =/= infinity, Left =< 0 -> lists:reverse(Acc1);
+        _ when Left =/= infinity, Left =< 0 -> strata:scan_close(Cont), lists:reverse(Acc1);
         _ ->
             case strata:scan(Cont) of
                 {ok, More, Cont1} -> scan_more(More, Cont1, Left, Acc1);

@@ -1,22 +1,36 @@
 %%% @doc The engine: the owner of the node's store and the interface everything above uses.
 %%%
-%%% One process owns the open store: it opens it at start, publishes the handle in
-%%% `persistent_term' so that callers reach the engine without a process hop, truncates the
-%%% commit log to its configured tail now and then, and closes the store when it stops. The
-%%% functions of this module run in the caller: each tries the non-blocking NIF first and
-%%% repeats it on a dirty scheduler when the NIF answers `would_block'.
+%%% Two engines run the same Rust core, chosen by `{engine, nif | port}' in the application
+%%% environment: the NIF inside the VM (the default, fastest), or the port program
+%%% ({@link strata_port}) in its own OS process, whose crash costs the calls in flight and a
+%%% restart instead of the VM. The functions of this module run in the caller and look the
+%%% engine up in `persistent_term' (`{nif, Store, Config}' or `{port, Handle, Config}'), so
+%%% nothing above this module knows which runs and the NIF path pays one tuple match for it.
+%%%
+%%% In NIF mode one process (this module's gen_server) owns the open store: it opens it at
+%%% start, publishes the handle, truncates the commit log to its configured tail now and then,
+%%% and closes the store when it stops. Each call tries the non-blocking NIF first and repeats
+%%% it on a dirty scheduler when the NIF answers `would_block'. In port mode {@link strata_port}
+%%% is the owner.
+%%%
+%%% Snapshots: a NIF snapshot is a resource freed by the garbage collector; a port snapshot is
+%%% an id in the port program, released by {@link release/1} or when the process that took it
+%%% exits. Take a snapshot in the process that uses it.
 -module(strata_store).
 -behaviour(gen_server).
 
--export([start_link/1, handle/0, config/0]).
--export([get/1, put/4, delete/3, get_versioned/2, snapshot/0, commit/4, scan/6, partition_of/1,
-         log_since/3, last_seq/1, backup/1, info/0, meta_get/1, meta_put/2]).
+-export([start_link/1, handle/0, config/0, engine/0]).
+-export([get/1, put/4, delete/3, get_versioned/2, snapshot/0, release/1, commit/4, scan/6,
+         partition_of/1, log_since/3, last_seq/1, backup/1, info/0, meta_get/1, meta_put/2]).
+-export([publish/3, unpublish/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
--export_type([durability/0, config/0]).
+-export_type([durability/0, config/0, engine/0, snapshot/0]).
 
 -type durability() :: async | sync.
+-type engine() :: nif | port.
 -type config() :: #{data_dir := string(),
+                    engine := engine(),
                     partitions := pos_integer(),
                     block_cache_bytes := pos_integer(),
                     write_buffer_bytes := pos_integer(),
@@ -28,20 +42,23 @@
                     n_val := pos_integer(),
                     gossip_ms := pos_integer(),
                     heartbeat_ms := pos_integer()}.
+-type snapshot() :: strata_nif:snapshot() | strata_port:snapshot().
 
 -define(HANDLE, {?MODULE, handle}).
 
-%% @doc Starts the owner, which opens the store described by `Config'.
+%% @doc Starts the owner of the engine `Config' names, which opens the store.
 -spec start_link(config()) -> {ok, pid()} | {error, term()}.
+start_link(#{engine := port} = Config) ->
+    strata_port:start_link(Config);
 start_link(Config) ->
     gen_server:start_link({local, ?MODULE}, ?MODULE, Config, []).
 
-%% @doc The open store, or `{error, not_started}'.
--spec handle() -> strata_nif:store() | {error, not_started}.
+%% @doc The open store (a NIF resource or a port handle), or `{error, not_started}'.
+-spec handle() -> strata_nif:store() | strata_port:handle() | {error, not_started}.
 handle() ->
     case persistent_term:get(?HANDLE, undefined) of
         undefined -> {error, not_started};
-        {Store, _Config} -> Store
+        {_Engine, Store, _Config} -> Store
     end.
 
 %% @doc The configuration the store was opened with.
@@ -49,31 +66,54 @@ handle() ->
 config() ->
     case persistent_term:get(?HANDLE, undefined) of
         undefined -> {error, not_started};
-        {_Store, Config} -> Config
+        {_Engine, _Store, Config} -> Config
     end.
+
+%% @doc The engine that runs: `nif' or `port'.
+-spec engine() -> engine() | {error, not_started}.
+engine() ->
+    case persistent_term:get(?HANDLE, undefined) of
+        undefined -> {error, not_started};
+        {Engine, _Store, _Config} -> Engine
+    end.
+
+%% @private Called by the owner of an engine once its store is open.
+-spec publish(engine(), strata_nif:store() | strata_port:handle(), config()) -> ok.
+publish(Engine, Store, Config) ->
+    persistent_term:put(?HANDLE, {Engine, Store, Config}).
+
+%% @private Called by the owner of an engine when it stops.
+-spec unpublish() -> ok.
+unpublish() ->
+    _ = persistent_term:erase(?HANDLE),
+    ok.
 
 %% @doc Reads the current value of a key.
 -spec get(term()) -> {ok, term()} | {error, term()}.
 get(Key) ->
     case persistent_term:get(?HANDLE, undefined) of
-        {S, _} ->
+        {nif, S, _} ->
             case strata_nif:get(S, Key) of
                 would_block -> strata_nif:get_dirty(S, Key);
                 Reply -> Reply
             end;
+        {port, P, _} ->
+            strata_port:get(P, Key);
         undefined ->
             {error, not_started}
     end.
 
 %% @doc Stores one value, durable as asked; see {@link commit/4} for sync timeouts.
 -spec put(term(), term(), durability(), timeout()) -> ok | {error, term()}.
-put(Key, Value, async, _Timeout) ->
+put(Key, Value, async, Timeout) ->
     case persistent_term:get(?HANDLE, undefined) of
-        {S, _} ->
+        {nif, S, _} ->
             case strata_nif:put(S, Key, Value) of
                 would_block -> strata_nif:put_dirty(S, Key, Value);
                 Reply -> Reply
             end;
+        {port, P, _} ->
+            strata_port:put(P, Key, Value, async, Timeout);
         undefined ->
             {error, not_started}
     end;
@@ -82,18 +122,19 @@ put(Key, Value, sync, Timeout) ->
 
 %% @doc Deletes one key, durable as asked.
 -spec delete(term(), durability(), timeout()) -> ok | {error, term()}.
-delete(Key, async, _Timeout) ->
+delete(Key, async, Timeout) ->
     with(fun(S) ->
                  case strata_nif:delete(S, Key) of
                      would_block -> strata_nif:delete_dirty(S, Key);
                      Reply -> Reply
                  end
-         end);
+         end,
+         fun(P) -> strata_port:delete(P, Key, async, Timeout) end);
 delete(Key, sync, Timeout) ->
     commit([], [{delete, Key}], sync, Timeout).
 
-%% @doc Reads a key and its version as of a snapshot.
--spec get_versioned(strata_nif:snapshot() | latest, term()) ->
+%% @doc Reads a key and its version as of a snapshot (or of now, given `latest').
+-spec get_versioned(snapshot() | latest, term()) ->
           {ok, term(), non_neg_integer()} | {not_found, non_neg_integer()} | {error, term()}.
 get_versioned(Snap, Key) ->
     with(fun(S) ->
@@ -101,33 +142,48 @@ get_versioned(Snap, Key) ->
                      would_block -> strata_nif:get_versioned_dirty(S, Snap, Key);
                      Reply -> Reply
                  end
-         end).
+         end,
+         fun(P) -> strata_port:get_versioned(P, Snap, Key) end).
 
-%% @doc A consistent read view of the whole store.
--spec snapshot() -> {ok, strata_nif:snapshot()} | {error, term()}.
+%% @doc A consistent read view of the whole store, owned by the calling process: release it
+%% with {@link release/1} when done (in port mode it is released at the latest when the
+%% process exits; at most 4096 are open at once).
+-spec snapshot() -> {ok, snapshot()} | {error, term()}.
 snapshot() ->
     with(fun(S) ->
                  case strata_nif:snapshot(S) of
                      {error, _} = E -> E;
                      Snap -> {ok, Snap}
                  end
-         end).
+         end,
+         fun strata_port:snapshot/1).
+
+%% @doc Releases a snapshot now. A no-op for the NIF (the garbage collector frees it); in
+%% port mode it frees the snapshot in the port program without waiting.
+-spec release(snapshot()) -> ok.
+release(Snap) when is_reference(Snap) ->
+    ok;
+release(Snap) ->
+    strata_port:release(Snap).
 
 %% @doc Applies writes atomically if every read still has the version it was read at.
 %% `{error, {conflict, Keys}}' lists the keys whose versions changed; nothing is written then.
 %% A sync commit waits at most `Timeout' ms for its fsync; `{error, timeout}' means its
-%% outcome is unknown, and the late outcome then arrives in the caller's mailbox as
-%% `{strata_commit, Tag, Result}' (the engine cannot know the caller stopped waiting).
+%% outcome is unknown. With the NIF the late outcome then arrives in the caller's mailbox as
+%% `{strata_commit, Tag, Result}' (the engine cannot know the caller stopped waiting); with
+%% the port it is dropped. In port mode `{error, engine_down}' also means the outcome is
+%% unknown: the port died while the commit was in flight.
 -spec commit([{term(), non_neg_integer()}], [strata_nif:write()], durability(), timeout()) ->
           ok | {error, term()}.
-commit(Reads, Writes, async, _Timeout) ->
+commit(Reads, Writes, async, Timeout) ->
     with(fun(S) ->
                  Reply = case strata_nif:commit(S, Reads, Writes) of
                              would_block -> strata_nif:commit_dirty(S, Reads, Writes);
                              R -> R
                          end,
                  conflict_keys(Reply, Reads)
-         end);
+         end,
+         fun(P) -> conflict_keys(strata_port:commit(P, Reads, Writes, async, Timeout), Reads) end);
 commit(Reads, Writes, sync, Timeout) ->
     with(fun(S) ->
                  Tag = make_ref(),
@@ -145,7 +201,8 @@ commit(Reads, Writes, sync, Timeout) ->
                      Error ->
                          Error
                  end
-         end).
+         end,
+         fun(P) -> conflict_keys(strata_port:commit(P, Reads, Writes, sync, Timeout), Reads) end).
 
 conflict_keys({error, {conflict, Indexes}}, Reads) ->
     {error, {conflict, [element(1, lists:nth(I + 1, Reads)) || I <- Indexes]}};
@@ -153,7 +210,7 @@ conflict_keys(Reply, _Reads) ->
     Reply.
 
 %% @doc One page of a scan over a snapshot.
--spec scan(strata_nif:snapshot(), strata_nif:bound(), strata_nif:bound(), boolean(),
+-spec scan(snapshot(), strata_nif:bound(), strata_nif:bound(), boolean(),
            non_neg_integer(), non_neg_integer() | undefined) ->
           {ok, [{term(), term()}], done | binary()} | {error, term()}.
 scan(Snap, Lo, Hi, Reverse, Limit, Partition) ->
@@ -162,56 +219,63 @@ scan(Snap, Lo, Hi, Reverse, Limit, Partition) ->
                      would_block -> strata_nif:scan_dirty(S, Snap, Lo, Hi, Reverse, Limit, Partition);
                      Reply -> Reply
                  end
-         end).
+         end,
+         fun(P) -> strata_port:scan(P, Snap, Lo, Hi, Reverse, Limit, Partition) end).
 
 %% @doc The partition a key belongs to.
 -spec partition_of(term()) -> non_neg_integer() | {error, term()}.
 partition_of(Key) ->
-    with(fun(S) -> strata_nif:partition_of(S, Key) end).
+    with(fun(S) -> strata_nif:partition_of(S, Key) end,
+         fun(P) -> strata_port:partition_of(P, Key) end).
 
 %% @doc Commit-log entries of a partition after a sequence number, oldest first.
 -spec log_since(non_neg_integer(), non_neg_integer(), pos_integer()) ->
           {ok, [{pos_integer(), term(), put | delete}]} | {error, term()}.
 log_since(Partition, After, Limit) ->
-    with(fun(S) -> strata_nif:log_since(S, Partition, After, Limit) end).
+    with(fun(S) -> strata_nif:log_since(S, Partition, After, Limit) end,
+         fun(P) -> strata_port:log_since(P, Partition, After, Limit) end).
 
 %% @doc The last sequence number of a partition.
 -spec last_seq(non_neg_integer()) -> non_neg_integer() | {error, term()}.
 last_seq(Partition) ->
-    with(fun(S) -> strata_nif:last_seq(S, Partition) end).
+    with(fun(S) -> strata_nif:last_seq(S, Partition) end,
+         fun(P) -> strata_port:last_seq(P, Partition) end).
 
 %% @doc Writes a consistent checkpoint of the store into `Dir', which must not exist.
 -spec backup(file:filename()) -> ok | {error, term()}.
 backup(Dir) ->
-    with(fun(S) -> strata_nif:backup(S, path(Dir)) end).
+    with(fun(S) -> strata_nif:backup(S, path(Dir)) end,
+         fun(P) -> strata_port:backup(P, path(Dir)) end).
 
 %% @doc Engine statistics.
 -spec info() -> #{atom() => term()} | {error, term()}.
 info() ->
-    with(fun(S) ->
-                 case strata_nif:info(S) of
-                     {error, _} = E -> E;
-                     Pairs -> maps:from_list(Pairs)
-                 end
-         end).
+    Pairs = with(fun strata_nif:info/1, fun strata_port:info/1),
+    case Pairs of
+        {error, _} = E -> E;
+        _ -> maps:from_list(Pairs)
+    end.
 
 %% @doc A record of the layers above (the cluster membership) kept in the meta column family.
 -spec meta_get(binary()) -> {ok, binary()} | not_found | {error, term()}.
 meta_get(Name) ->
-    with(fun(S) -> strata_nif:meta_get(S, Name) end).
+    with(fun(S) -> strata_nif:meta_get(S, Name) end,
+         fun(P) -> strata_port:meta_get(P, Name) end).
 
 %% @doc Replaces a record in the meta column family, durably: it is on disk when `ok' returns.
 -spec meta_put(binary(), binary()) -> ok | {error, term()}.
 meta_put(Name, Value) ->
-    with(fun(S) -> strata_nif:meta_put(S, Name, Value) end).
+    with(fun(S) -> strata_nif:meta_put(S, Name, Value) end,
+         fun(P) -> strata_port:meta_put(P, Name, Value) end).
 
 path(Dir) ->
     unicode:characters_to_binary(filename:absname(Dir)).
 
-with(Fun) ->
-    case handle() of
-        {error, _} = E -> E;
-        Store -> Fun(Store)
+with(Nif, Port) ->
+    case persistent_term:get(?HANDLE, undefined) of
+        {nif, S, _} -> Nif(S);
+        {port, P, _} -> Port(P);
+        undefined -> {error, not_started}
     end.
 
 %%% gen_server: owns the open store.
@@ -224,7 +288,7 @@ init(#{data_dir := Dir} = Config) ->
         ok ->
             case strata_nif:open(path(Dir), Opts) of
                 {ok, Store} ->
-                    persistent_term:put(?HANDLE, {Store, Config}),
+                    publish(nif, Store, Config),
                     schedule_truncate(Config),
                     logger:info("strata: store open in ~ts", [Dir]),
                     {ok, #{store => Store, config => Config}};
@@ -258,7 +322,7 @@ handle_info(Info, State) ->
 
 %% @private
 terminate(_Reason, #{store := Store}) ->
-    persistent_term:erase(?HANDLE),
+    unpublish(),
     strata_nif:close(Store).
 
 schedule_truncate(#{log_truncate_ms := Ms}) ->

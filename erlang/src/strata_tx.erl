@@ -19,7 +19,7 @@
 -define(ABORT, '$strata_abort').
 -define(FAIL, '$strata_engine_error').
 
--record(tx, {snap :: strata_nif:snapshot(),
+-record(tx, {snap :: strata_store:snapshot(),
              %% Key => {Version, none | {value, V}} as first read from the snapshot.
              reads = #{} :: #{term() => {non_neg_integer(), strata_ops:old()}},
              %% Key => none (deleted) | {value, V}, the transaction's own writes.
@@ -48,32 +48,39 @@ attempt(Fun, Opts, Left, Attempt) ->
     case strata_store:snapshot() of
         {ok, Snap} ->
             put(?TX, #tx{snap = Snap}),
-            try Fun() of
-                Result ->
-                    case finish(erase(?TX), Opts) of
-                        ok ->
-                            {ok, Result};
-                        {error, {conflict, _}} when Left > 0 ->
-                            backoff(Attempt),
-                            attempt(Fun, Opts, Left - 1, Attempt + 1);
-                        {error, {conflict, Keys}} ->
-                            {error, {abort, Keys}};
-                        {error, _} = Error ->
-                            Error
-                    end
-            catch
-                throw:{?ABORT, Reason} ->
-                    erase(?TX),
-                    {error, {aborted, Reason}};
-                throw:{?FAIL, Reason} ->
-                    erase(?TX),
-                    {error, Reason};
-                Class:Reason:Stack ->
-                    erase(?TX),
-                    erlang:raise(Class, Reason, Stack)
+            %% The snapshot is released before any retry takes the next one.
+            Outcome = try run_once(Fun, Opts) after strata_store:release(Snap) end,
+            case Outcome of
+                {conflict, _} when Left > 0 ->
+                    backoff(Attempt),
+                    attempt(Fun, Opts, Left - 1, Attempt + 1);
+                {conflict, Keys} ->
+                    {error, {abort, Keys}};
+                {done, Reply} ->
+                    Reply
             end;
         {error, _} = Error ->
             Error
+    end.
+
+run_once(Fun, Opts) ->
+    try Fun() of
+        Result ->
+            case finish(erase(?TX), Opts) of
+                ok -> {done, {ok, Result}};
+                {error, {conflict, Keys}} -> {conflict, Keys};
+                {error, _} = Error -> {done, Error}
+            end
+    catch
+        throw:{?ABORT, Reason} ->
+            erase(?TX),
+            {done, {error, {aborted, Reason}}};
+        throw:{?FAIL, Reason} ->
+            erase(?TX),
+            {done, {error, Reason}};
+        Class:Reason:Stack ->
+            erase(?TX),
+            erlang:raise(Class, Reason, Stack)
     end.
 
 %% Randomized exponential backoff between attempts, at most ~32 ms.
@@ -212,7 +219,8 @@ req_list(Ops, Opts) ->
                     catch
                         throw:{?FAIL, Reason} -> {error, Reason}
                     after
-                        erase(?TX)
+                        erase(?TX),
+                        strata_store:release(Snap)
                     end;
                 {error, _} = Error ->
                     Error
