@@ -35,8 +35,8 @@
 %%%
 %%% Supervision: when the port exits, the owner stops with `{engine_down, Why}' and its
 %%% supervisor restarts it, which starts and opens a new port (RocksDB recovers from its WAL,
-%%% as after a crash of the machine). `strata_sup' is `one_for_all', so the rest of the tree
-%%% restarts too, exactly as when the NIF store's owner dies.
+%%% as after a crash of the machine). `strata_sup' is `rest_for_one' with the store first, so
+%%% the rest of the tree restarts too, exactly as when the NIF store's owner dies.
 -module(strata_port).
 -behaviour(gen_server).
 
