@@ -51,36 +51,7 @@ const TR_NEG_ZERO: u8 = 2;
 
 const EXP_BIAS: i64 = 1100;
 
-// External term format tags.
-const ETF_VERSION: u8 = 131;
-const NEW_FLOAT_EXT: u8 = 70;
-const BIT_BINARY_EXT: u8 = 77;
-const NEW_PID_EXT: u8 = 88;
-const NEW_PORT_EXT: u8 = 89;
-const NEWER_REFERENCE_EXT: u8 = 90;
-const SMALL_INTEGER_EXT: u8 = 97;
-const INTEGER_EXT: u8 = 98;
-const FLOAT_EXT: u8 = 99;
-const ATOM_EXT: u8 = 100;
-const REFERENCE_EXT: u8 = 101;
-const PORT_EXT: u8 = 102;
-const PID_EXT: u8 = 103;
-const SMALL_TUPLE_EXT: u8 = 104;
-const LARGE_TUPLE_EXT: u8 = 105;
-const NIL_EXT: u8 = 106;
-const STRING_EXT: u8 = 107;
-const LIST_EXT: u8 = 108;
-const BINARY_EXT: u8 = 109;
-const SMALL_BIG_EXT: u8 = 110;
-const LARGE_BIG_EXT: u8 = 111;
-const NEW_FUN_EXT: u8 = 112;
-const EXPORT_EXT: u8 = 113;
-const NEW_REFERENCE_EXT: u8 = 114;
-const SMALL_ATOM_EXT: u8 = 115;
-const MAP_EXT: u8 = 116;
-const ATOM_UTF8_EXT: u8 = 118;
-const SMALL_ATOM_UTF8_EXT: u8 = 119;
-const V4_PORT_EXT: u8 = 120;
+use crate::etf::*;
 
 /// An encoded key and, when the key is a hash-tagged `{'$tag', Tag, Rest}`, the byte range of
 /// `Tag`'s encoding inside it (partitioning hashes that range instead of the whole key).
@@ -105,7 +76,7 @@ impl EncodedKey {
 /// Encodes a term given in external term format (with its leading version byte).
 pub fn encode(etf: &[u8]) -> Result<EncodedKey, Error> {
     let body = match etf.split_first() {
-        Some((&ETF_VERSION, body)) => body,
+        Some((&VERSION, body)) => body,
         _ => return Err(Error::BadKey("not external term format")),
     };
     let mut enc = Encoder::default();

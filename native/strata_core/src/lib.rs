@@ -2,6 +2,7 @@
 //! log, and the consistent-hash ring. Pure Rust, no Erlang runtime: the NIF and the port
 //! program are thin adapters over this crate.
 
+pub mod etf;
 pub mod keycodec;
 pub mod ring;
 pub mod store;

@@ -12,31 +12,10 @@
 //! panics on atom-cache references, and none of that may take the port down.
 
 use eetf::{Atom, BigInteger, Binary, FixInteger, List, Term, Tuple};
+use strata_core::etf::*;
 
 /// Nesting depth a frame may have; requests are a few levels deep.
 const MAX_DEPTH: usize = 32;
-
-const VERSION: u8 = 131;
-const NEW_FLOAT_EXT: u8 = 70;
-const BIT_BINARY_EXT: u8 = 77;
-const NEW_PID_EXT: u8 = 88;
-const NEWER_REFERENCE_EXT: u8 = 90;
-const SMALL_INTEGER_EXT: u8 = 97;
-const INTEGER_EXT: u8 = 98;
-const FLOAT_EXT: u8 = 99;
-const ATOM_EXT: u8 = 100;
-const SMALL_TUPLE_EXT: u8 = 104;
-const LARGE_TUPLE_EXT: u8 = 105;
-const NIL_EXT: u8 = 106;
-const STRING_EXT: u8 = 107;
-const LIST_EXT: u8 = 108;
-const BINARY_EXT: u8 = 109;
-const SMALL_BIG_EXT: u8 = 110;
-const LARGE_BIG_EXT: u8 = 111;
-const SMALL_ATOM_EXT: u8 = 115;
-const MAP_EXT: u8 = 116;
-const ATOM_UTF8_EXT: u8 = 118;
-const SMALL_ATOM_UTF8_EXT: u8 = 119;
 
 /// Checks that `frame` is one complete term of the kinds requests use (no atom cache, no
 /// compression, no funs), that every length it declares fits in the bytes that remain, and

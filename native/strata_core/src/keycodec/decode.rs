@@ -10,7 +10,7 @@ pub fn decode(key: &[u8]) -> Result<Vec<u8>, Error> {
         trailer: &key[main_end..],
         next_trailer: 0,
     };
-    let mut out = vec![ETF_VERSION];
+    let mut out = vec![VERSION];
     let end = dec.term(0, false, &mut out, 0)?;
     if end != main_end || dec.next_trailer != dec.trailer.len() {
         return Err(Error::Corrupt("key trailer mismatch"));

@@ -21,7 +21,7 @@ enum T {
 }
 
 fn etf(t: &T) -> Vec<u8> {
-    let mut out = vec![ETF_VERSION];
+    let mut out = vec![VERSION];
     put(t, &mut out);
     out
 }
@@ -89,7 +89,7 @@ fn put(t: &T, out: &mut Vec<u8>) {
 
 /// Parses the decoder's output back into the model.
 fn parse(b: &[u8]) -> T {
-    assert_eq!(b[0], ETF_VERSION);
+    assert_eq!(b[0], VERSION);
     let (t, end) = parse_at(b, 1);
     assert_eq!(end, b.len());
     t
@@ -409,7 +409,7 @@ proptest! {
 
     #[test]
     fn bad_input_is_an_error_not_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
-        let mut etf = vec![ETF_VERSION];
+        let mut etf = vec![VERSION];
         etf.extend_from_slice(&bytes);
         let _ = encode(&etf);
         let _ = decode(&bytes);
@@ -504,7 +504,7 @@ fn binary_fast_path_matches_etf_path() {
 #[test]
 fn latin1_atoms_encode_as_utf8() {
     // ATOM_EXT with latin-1 'é' equals the UTF-8 atom.
-    let latin1 = [ETF_VERSION, ATOM_EXT, 0, 1, 0xE9];
+    let latin1 = [VERSION, ATOM_EXT, 0, 1, 0xE9];
     assert_eq!(encode(&latin1).unwrap().bytes, enc(&T::Atom("é".into())));
 }
 
@@ -513,7 +513,7 @@ fn oversized_and_malformed_keys_are_errors() {
     let big = vec![1u8; MAX_KEY_BYTES];
     assert!(matches!(encode_binary(&big), Err(Error::KeyTooLarge)));
     assert!(matches!(
-        encode(&[ETF_VERSION, BINARY_EXT, 0, 0]),
+        encode(&[VERSION, BINARY_EXT, 0, 0]),
         Err(Error::BadKey(_))
     ));
     assert!(matches!(encode(&[1, 2, 3]), Err(Error::BadKey(_))));
