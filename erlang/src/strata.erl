@@ -295,7 +295,8 @@ join(Seed) ->
 %% which must equal its own `cluster_name' (else `{error, {cluster_name_mismatch, _}}'), and
 %% the seed's partition count must equal its own; the node must be distributed (started with
 %% `-sname' or `-name', else `{error, not_distributed}'). Waits at most `timeout' ms (finite)
-%% for the seed: `{error, timeout}' or `{error, unavailable}' when it does not answer. After a
+%% for the seed: `{error, timeout}' or `{error, unavailable}' when it does not answer. After
+%% `{error, timeout}' the seed may have added the node; calling `join' again is safe. After a
 %% restart the node is back in its cluster without joining again.
 -spec join(node(), opts()) -> ok | error().
 join(Seed, Opts) ->
