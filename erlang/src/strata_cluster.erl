@@ -142,34 +142,9 @@ handle_call(join_request, _From, #{membership := M, zone := Zone} = State) ->
             {reply, {error, {already_in_cluster, Members}}, State}
     end;
 handle_call({join, #{node := Node, zone := Zone, cluster := Cluster, partitions := P,
-                     incarnation := Inc}}, From, #{membership := M} = State)
+                     incarnation := Inc}}, From, State)
   when is_atom(Node), is_binary(Zone), is_binary(Cluster), is_integer(Inc) ->
-    case M of
-        #{cluster := Cluster, partitions := P} ->
-            case strata_membership:join(M, Node, Zone, Inc) of
-                {ok, New} ->
-                    case change(New, State) of
-                        {ok, State1} ->
-                            logger:info("strata: ~p joined through this node", [Node]),
-                            strata_rpc:reply(From, {ok, New}),
-                            {noreply, State1};
-                        {error, _} = Error ->
-                            strata_rpc:reply(From, Error),
-                            {noreply, State}
-                    end;
-                {error, _} = Error ->
-                    strata_rpc:reply(From, Error),
-                    {noreply, State}
-            end;
-        #{cluster := Ours, partitions := P} ->
-            strata_rpc:reply(From, {error, {cluster_name_mismatch,
-                                            #{seed => Ours, joining => Cluster}}}),
-            {noreply, State};
-        #{partitions := Ours} ->
-            strata_rpc:reply(From, {error, {partitions_mismatch,
-                                            #{seed => Ours, joining => P}}}),
-            {noreply, State}
-    end;
+    answer(From, admit(Node, Zone, Cluster, P, Inc, State), State);
 handle_call({adopt, New}, _From, #{membership := M} = State) ->
     case strata_membership:joined(M) of
         [Self] when Self =:= node() ->
@@ -205,23 +180,9 @@ handle_call({left, Left}, _From, #{membership := M} = State) ->
             {reply, {error, Reason}, State}
     end;
 handle_call({gossip, Remote}, From, State) ->
-    case receive_copy(Remote, State) of
-        {ok, State1} ->
-            strata_rpc:reply(From, ok),
-            {noreply, State1};
-        {error, _} = Error ->
-            strata_rpc:reply(From, Error),
-            {noreply, State}
-    end;
+    answer(From, merged(Remote, State, fun(_) -> ok end), State);
 handle_call({pull, Remote}, From, State) ->
-    case receive_copy(Remote, State) of
-        {ok, #{membership := M} = State1} ->
-            strata_rpc:reply(From, {ok, M}),
-            {noreply, State1};
-        {error, _} = Error ->
-            strata_rpc:reply(From, Error),
-            {noreply, State}
-    end;
+    answer(From, merged(Remote, State, fun(M) -> {ok, M} end), State);
 handle_call(Request, _From, State) ->
     {reply, {error, {unknown_call, Request}}, State}.
 
@@ -268,6 +229,43 @@ handle_info(Info, State) ->
     {noreply, State}.
 
 %%% Internal
+
+%% Answers a call from another node through strata_rpc, so that the fault hook applies.
+answer(From, {ok, Reply, State1}, _State) ->
+    strata_rpc:reply(From, Reply),
+    {noreply, State1};
+answer(From, {error, _} = Error, State) ->
+    strata_rpc:reply(From, Error),
+    {noreply, State}.
+
+%% The seed's side of a join: the node is added if it names this cluster and partition count.
+admit(Node, Zone, Cluster, P, Inc, #{membership := M} = State) ->
+    case M of
+        #{cluster := Cluster, partitions := P} ->
+            case strata_membership:join(M, Node, Zone, Inc) of
+                {ok, New} ->
+                    case change(New, State) of
+                        {ok, State1} ->
+                            logger:info("strata: ~p joined through this node", [Node]),
+                            {ok, {ok, New}, State1};
+                        {error, _} = Error ->
+                            Error
+                    end;
+                {error, _} = Error ->
+                    Error
+            end;
+        #{cluster := Ours, partitions := P} ->
+            {error, {cluster_name_mismatch, #{seed => Ours, joining => Cluster}}};
+        #{partitions := Ours} ->
+            {error, {partitions_mismatch, #{seed => Ours, joining => P}}}
+    end.
+
+%% Merges a copy from another member; the reply is made from the merged membership.
+merged(Remote, State, Reply) ->
+    case receive_copy(Remote, State) of
+        {ok, #{membership := M} = State1} -> {ok, Reply(M), State1};
+        {error, _} = Error -> Error
+    end.
 
 %% Merges a copy received from another member; a copy of another cluster is refused.
 receive_copy(Remote, #{membership := M} = State) ->
