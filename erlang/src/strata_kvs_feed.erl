@@ -13,17 +13,16 @@
 %%% keeps the last one issued even when entries are removed). So entries are kept in append
 %%% order by the key order itself, a page is a range scan, and feed ids are just terms:
 %%% `<<"luck">>' and `<<"lucky">>' are different tags and never mix; `/' means nothing.
-%%% Entries also carry `prev'/`next' links to their neighbours' sequence numbers, as KVS
-%%% keeps them; every link change is written in the transaction that causes it.
+%%% Each entry carries a `prev' link, the sequence number of the entry before it; the entry
+%%% after it (KVS' `next') is the next one in key order. So an append writes only its own
+%%% entry, and every link change (a remove relinks the entry after the removed one) is
+%%% written in the transaction that causes it.
 %%%
 %%% Every write here is one strata transaction that reads the writer: an append writes the
-%%% entry, its id index, the previous newest entry's `next' link and the writer (count, last
-%%% sequence, newest entry); a remove relinks both neighbours, deletes the entry and its id
-%%% and writes the writer. Two appenders anywhere (two processes, later two nodes) conflict
-%%% on the writer and one of them retries: there is no feed state outside the store.
-%%%
-%%% The writer state holds a copy of the newest entry, so an append needs no read besides
-%%% the writer and the id index.
+%%% entry, its id index and the writer (count, last sequence, oldest and newest entry); a
+%%% remove deletes the entry and its id, relinks the entry after it and writes the writer.
+%%% Two appenders anywhere (two processes, later two nodes) conflict on the writer and one of
+%%% them retries: there is no feed state outside the store.
 %%%
 %%% Cursors over these entries are in strata_kvs_cursor.
 -module(strata_kvs_feed).
@@ -36,12 +35,11 @@
 
 -record(kvs_entry, {seq :: pos_integer(),
                     prev = [] :: [] | pos_integer(),
-                    next = [] :: [] | pos_integer(),
                     rec :: tuple()}).
-%% The newest entry's copy lives in the writer; `oldest' is only a sequence number.
+%% `oldest' and `newest' are sequence numbers, `[]' in an empty feed.
 -record(kvs_writer, {count = 0 :: non_neg_integer(),
                      last = 0 :: non_neg_integer(),
-                     newest = [] :: [] | #kvs_entry{},
+                     newest = [] :: [] | pos_integer(),
                      oldest = [] :: [] | pos_integer()}).
 
 -define(RETRIES, 100).
@@ -113,21 +111,14 @@ auto_id(F, Rec, Seq, W) ->
     end.
 
 push(F, Seq, Id, Rec, #kvs_writer{count = C, newest = Newest, oldest = Oldest} = W) ->
-    E = case Newest of
-            [] ->
-                #kvs_entry{seq = Seq, rec = Rec};
-            #kvs_entry{seq = Prev} ->
-                ok = strata:put(ekey(F, Prev), Newest#kvs_entry{next = Seq}),
-                #kvs_entry{seq = Seq, prev = Prev, rec = Rec}
-        end,
-    ok = strata:put(ekey(F, Seq), E),
+    ok = strata:put(ekey(F, Seq), #kvs_entry{seq = Seq, prev = Newest, rec = Rec}),
     ok = strata:put(ikey(F, Id), Seq),
-    W#kvs_writer{count = C + 1, last = Seq, newest = E,
+    W#kvs_writer{count = C + 1, last = Seq, newest = Seq,
                  oldest = case Oldest of [] -> Seq; _ -> Oldest end}.
 
 replace(F, Seq, Rec, W) ->
-    E = (read_entry(F, Seq, W))#kvs_entry{rec = Rec},
-    store_entry(F, E, W).
+    ok = strata:put(ekey(F, Seq), (read_entry(F, Seq))#kvs_entry{rec = Rec}),
+    W.
 
 %% @doc KVS' add/1: appends `args' to the writer's feed and returns the writer as read right
 %% after the append (so it may show later appends of others too), with `args' the record as
@@ -178,44 +169,34 @@ remove_tx(F, Id) ->
                     W#kvs_writer.count;
                 {ok, Seq} ->
                     ok = strata:delete(ikey(F, Id)),
-                    W1 = unlink(F, read_entry(F, Seq, W), W),
+                    W1 = unlink(F, read_entry(F, Seq), W),
                     ok = strata:put(wkey(F), W1),
                     W1#kvs_writer.count
             end
     end.
 
-%% Deletes entry E and joins its neighbours.
-unlink(F, #kvs_entry{seq = Seq, prev = Prev, next = Next}, #kvs_writer{count = C} = W0) ->
+%% Deletes entry E and links the entry after it to the one before it.
+unlink(F, #kvs_entry{seq = Seq, prev = Prev}, #kvs_writer{count = C, newest = Newest} = W) ->
     ok = strata:delete(ekey(F, Seq)),
-    W1 = case Prev of
-             [] -> W0#kvs_writer{oldest = Next};
-             _ -> store_entry(F, (read_entry(F, Prev, W0))#kvs_entry{next = Next}, W0)
-         end,
-    W2 = case Next of
-             [] ->
-                 W1#kvs_writer{newest = case Prev of
-                                            [] -> [];
-                                            _ -> read_entry(F, Prev, W1)
-                                        end};
-             _ ->
-                 store_entry(F, (read_entry(F, Next, W1))#kvs_entry{prev = Prev}, W1)
-         end,
-    W2#kvs_writer{count = C - 1}.
+    Next = case Newest of
+               Seq ->
+                   [];
+               _ ->
+                   %% The entry after Seq is not yet written or deleted by this transaction
+                   %% (removals go oldest first), and any later change to the feed changes
+                   %% the writer this transaction read, so its commit would fail.
+                   [{N, _}] = entries(F, Seq + 1, infinity, false, 1),
+                   ok = strata:put(ekey(F, N), (read_entry(F, N))#kvs_entry{prev = Prev}),
+                   N
+           end,
+    W#kvs_writer{count = C - 1,
+                 oldest = case W#kvs_writer.oldest of Seq -> Next; Oldest -> Oldest end,
+                 newest = case Next of [] -> Prev; _ -> Newest end}.
 
-%% An entry as the transaction sees it (the writer's copy for the newest).
-read_entry(_F, Seq, #kvs_writer{newest = #kvs_entry{seq = Seq} = E}) ->
-    E;
-read_entry(F, Seq, _W) ->
+%% An entry as the transaction sees it.
+read_entry(F, Seq) ->
     {ok, #kvs_entry{} = E} = strata:get(ekey(F, Seq)),
     E.
-
-%% Writes an entry, keeping the writer's copy of the newest in step.
-store_entry(F, #kvs_entry{seq = Seq} = E, W) ->
-    ok = strata:put(ekey(F, Seq), E),
-    case W of
-        #kvs_writer{newest = #kvs_entry{seq = Seq}} -> W#kvs_writer{newest = E};
-        _ -> W
-    end.
 
 %% @doc Removes every entry of feed `F' appended before the call, oldest first, a batch per
 %% transaction (each leaves a consistent feed); entries appended meanwhile stay. Returns the
@@ -244,7 +225,7 @@ cut_tx(F, UpTo) ->
 
 cut_oldest(F, UpTo, Left, #kvs_writer{oldest = Seq} = W, N)
   when Left > 0, Seq =/= [], Seq =< UpTo ->
-    #kvs_entry{rec = Rec} = E = read_entry(F, Seq, W),
+    #kvs_entry{rec = Rec} = E = read_entry(F, Seq),
     ok = strata:delete(ikey(F, element(2, Rec))),
     cut_oldest(F, UpTo, Left - 1, unlink(F, E, W), N + 1);
 cut_oldest(_F, _UpTo, _Left, W, N) ->
@@ -274,13 +255,10 @@ writer_view(F) ->
     case strata:get(wkey(F)) of
         {error, not_found} ->
             none;
-        {ok, #kvs_writer{count = C, newest = Newest, oldest = Oldest} = W} ->
+        {ok, #kvs_writer{count = C, newest = Newest, oldest = Oldest}} ->
             #writer{id = F, count = C,
-                    cache = case Newest of [] -> []; #kvs_entry{rec = R} -> R end,
-                    first = case Oldest of
-                                [] -> [];
-                                _ -> (read_entry(F, Oldest, W))#kvs_entry.rec
-                            end}
+                    cache = case Newest of [] -> []; _ -> (read_entry(F, Newest))#kvs_entry.rec end,
+                    first = case Oldest of [] -> []; _ -> (read_entry(F, Oldest))#kvs_entry.rec end}
     end.
 
 %% @doc save/1 of a writer: creates the feed if it does not exist and returns its writer. The
@@ -313,12 +291,11 @@ ends(F, Dir) ->
                     case strata:get(wkey(F)) of
                         {error, not_found} ->
                             {0, 1, []};
-                        {ok, #kvs_writer{count = C, last = Last, newest = Newest} = W} ->
+                        {ok, #kvs_writer{count = C, last = Last, newest = Newest, oldest = Oldest}} ->
                             case {Dir, Newest} of
                                 {_, []} -> {C, Last + 1, []};
-                                {0, _} -> {C, W#kvs_writer.oldest,
-                                           ref(read_entry(F, W#kvs_writer.oldest, W))};
-                                {1, #kvs_entry{seq = S}} -> {C, S, ref(Newest)}
+                                {0, _} -> {C, Oldest, ref(read_entry(F, Oldest))};
+                                {1, _} -> {C, Newest, ref(read_entry(F, Newest))}
                             end
                     end
             end,
@@ -350,7 +327,7 @@ subfeeds(Lo, Hi, Under) ->
 entry(F, Id) ->
     Read = fun() ->
                    case strata:get(ikey(F, Id)) of
-                       {ok, Seq} -> {ok, (read_entry(F, Seq, #kvs_writer{}))#kvs_entry.rec};
+                       {ok, Seq} -> {ok, (read_entry(F, Seq))#kvs_entry.rec};
                        {error, not_found} = NotFound -> NotFound
                    end
            end,
@@ -396,9 +373,9 @@ page_limit(Max) -> max(1, min(Max, ?PAGE)).
 %%% Integrity
 
 %% @doc Checks feed `F' against its invariants, from one snapshot: the count equals the
-%% entries; the links join consecutive entries and end in `[]'; the writer's oldest and newest
-%% are the first and last entries and its last sequence is at least the newest; the id index
-%% maps exactly the entries' ids. Returns `ok' or `{error, Problems}'.
+%% entries; each entry's `prev' link is the entry before it (`[]' for the first); the writer's
+%% oldest and newest are the first and last entries and its last sequence is at least the
+%% newest; the id index maps exactly the entries' ids. Returns `ok' or `{error, Problems}'.
 -spec check(term()) -> ok | {error, [term()]}.
 check(F) ->
     Items = scan_all(strata:tag(tag(F), 0), strata:tag(tag(F), {z, z, z}), infinity, false),
@@ -413,7 +390,7 @@ check(F) ->
         [{count, W#kvs_writer.count, length(Es)} || W#kvs_writer.count =/= length(Es)]
         ++ links(Es)
         ++ [{oldest, W#kvs_writer.oldest} || W#kvs_writer.oldest =/= first(Seqs)]
-        ++ [{newest, W#kvs_writer.newest} || W#kvs_writer.newest =/= last(Es)]
+        ++ [{newest, W#kvs_writer.newest} || W#kvs_writer.newest =/= last(Seqs)]
         ++ [{last, W#kvs_writer.last} || Seqs =/= [], W#kvs_writer.last < lists:last(Seqs)]
         ++ [{ids, Ids} || Ids =/= lists:sort([{element(2, R), S} || #kvs_entry{seq = S, rec = R} <- Es])],
     case Problems of
@@ -421,15 +398,11 @@ check(F) ->
         _ -> {error, Problems}
     end.
 
-links([]) ->
-    [];
-links([#kvs_entry{prev = P} = E | _] = Es) ->
-    [{first_prev, E} || P =/= []] ++ links1(Es).
-
-links1([#kvs_entry{next = N} = E]) ->
-    [{last_next, E} || N =/= []];
-links1([#kvs_entry{seq = S1, next = N} = A, #kvs_entry{seq = S2, prev = P} = B | Rest]) ->
-    [{link, A, B} || N =/= S2 orelse P =/= S1] ++ links1([B | Rest]).
+links(Es) ->
+    {Problems, _} = lists:mapfoldl(fun(#kvs_entry{seq = S, prev = P} = E, Before) ->
+                                           {[{link, E} || P =/= Before], S}
+                                   end, [], Es),
+    lists:append(Problems).
 
 first([]) -> [];
 first([S | _]) -> S.

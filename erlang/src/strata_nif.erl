@@ -9,7 +9,7 @@
 
 -export([open/2, close/1, partition_of/2, info/1,
          get/2, get_dirty/2, get_versioned/3, get_versioned_dirty/3, snapshot/1,
-         put/3, put_dirty/3, delete/2, delete_dirty/2, commit/3, commit_dirty/3, commit_sync/4, commit_sync_dirty/4,
+         put/4, put_dirty/3, delete/3, delete_dirty/2, commit/4, commit_dirty/3, commit_sync/4, commit_sync_dirty/4,
          scan/7, scan_dirty/7,
          log_since/4, last_seq/2, truncate_log/2, backup/2,
          encode_key/1, decode_key/1,
@@ -75,28 +75,31 @@ get_versioned_dirty(_Store, _Snap, _Key) -> ?NOT_LOADED.
 -spec snapshot(store()) -> snapshot() | error().
 snapshot(_Store) -> ?NOT_LOADED.
 
-%% @doc Stores one value (async durability), without waiting.
--spec put(store(), term(), term()) -> ok | would_block | error().
-put(_Store, _Key, _Value) -> ?NOT_LOADED.
+%% @doc Stores one value (async durability), without waiting: `ok' when done, `queued' when
+%% another write was in progress and the writer thread will apply it and send
+%% `{strata_commit, Tag, ok | {error, Reason}}'.
+-spec put(store(), term(), term(), term()) -> ok | queued | would_block | error().
+put(_Store, _Key, _Value, _Tag) -> ?NOT_LOADED.
 
-%% @doc {@link put/3}, waiting for locks and write stalls.
+%% @doc {@link put/4} in the caller, waiting for its turn, locks and write stalls.
 -spec put_dirty(store(), term(), term()) -> ok | error().
 put_dirty(_Store, _Key, _Value) -> ?NOT_LOADED.
 
-%% @doc Deletes one key (async durability), without waiting.
--spec delete(store(), term()) -> ok | would_block | error().
-delete(_Store, _Key) -> ?NOT_LOADED.
+%% @doc Deletes one key (async durability), without waiting; as {@link put/4}.
+-spec delete(store(), term(), term()) -> ok | queued | would_block | error().
+delete(_Store, _Key, _Tag) -> ?NOT_LOADED.
 
-%% @doc {@link delete/2}, waiting for locks and write stalls.
+%% @doc {@link delete/3} in the caller, waiting for its turn, locks and write stalls.
 -spec delete_dirty(store(), term()) -> ok | error().
 delete_dirty(_Store, _Key) -> ?NOT_LOADED.
 
 %% @doc Validates read versions and applies writes atomically (async durability), without
-%% waiting.
--spec commit(store(), [{term(), non_neg_integer()}], [write()]) -> ok | would_block | error().
-commit(_Store, _Reads, _Writes) -> ?NOT_LOADED.
+%% waiting; as {@link put/4}.
+-spec commit(store(), [{term(), non_neg_integer()}], [write()], term()) ->
+          ok | queued | would_block | error().
+commit(_Store, _Reads, _Writes, _Tag) -> ?NOT_LOADED.
 
-%% @doc {@link commit/3}, waiting for locks and write stalls.
+%% @doc {@link commit/4} in the caller, waiting for its turn, locks and write stalls.
 -spec commit_dirty(store(), [{term(), non_neg_integer()}], [write()]) -> ok | error().
 commit_dirty(_Store, _Reads, _Writes) -> ?NOT_LOADED.
 

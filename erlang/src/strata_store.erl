@@ -108,7 +108,10 @@ get(Key) ->
 put(Key, Value, async, Timeout) ->
     case persistent_term:get(?HANDLE, undefined) of
         {nif, S, _} ->
-            case strata_nif:put(S, Key, Value) of
+            Tag = make_ref(),
+            case strata_nif:put(S, Key, Value, Tag) of
+                ok -> ok;
+                queued -> await(Tag, Timeout);
                 would_block -> strata_nif:put_dirty(S, Key, Value);
                 Reply -> Reply
             end;
@@ -124,7 +127,9 @@ put(Key, Value, sync, Timeout) ->
 -spec delete(term(), durability(), timeout()) -> ok | {error, term()}.
 delete(Key, async, Timeout) ->
     with(fun(S) ->
-                 case strata_nif:delete(S, Key) of
+                 Tag = make_ref(),
+                 case strata_nif:delete(S, Key, Tag) of
+                     queued -> await(Tag, Timeout);
                      would_block -> strata_nif:delete_dirty(S, Key);
                      Reply -> Reply
                  end
@@ -168,8 +173,10 @@ release(Snap) ->
 
 %% @doc Applies writes atomically if every read still has the version it was read at.
 %% `{error, {conflict, Keys}}' lists the keys whose versions changed; nothing is written then.
-%% A sync commit waits at most `Timeout' ms for its fsync; `{error, timeout}' means its
-%% outcome is unknown. With the NIF the late outcome then arrives in the caller's mailbox as
+%% A sync commit waits at most `Timeout' ms for its fsync, and an async one that another
+%% commit made wait for the writer thread at most `Timeout' ms for its turn; `{error,
+%% timeout}' means its outcome is unknown. With the NIF the late outcome then arrives in the
+%% caller's mailbox as
 %% `{strata_commit, Tag, Result}' (the engine cannot know the caller stopped waiting); with
 %% the port it is dropped. In port mode `{error, engine_down}' also means the outcome is
 %% unknown: the port died while the commit was in flight.
@@ -177,7 +184,9 @@ release(Snap) ->
           ok | {error, term()}.
 commit(Reads, Writes, async, Timeout) ->
     with(fun(S) ->
-                 Reply = case strata_nif:commit(S, Reads, Writes) of
+                 Tag = make_ref(),
+                 Reply = case strata_nif:commit(S, Reads, Writes, Tag) of
+                             queued -> await(Tag, Timeout);
                              would_block -> strata_nif:commit_dirty(S, Reads, Writes);
                              R -> R
                          end,
@@ -192,17 +201,19 @@ commit(Reads, Writes, sync, Timeout) ->
                               R -> R
                           end,
                  case Queued of
-                     ok ->
-                         receive
-                             {strata_commit, Tag, Reply} -> conflict_keys(Reply, Reads)
-                         after Timeout ->
-                                 {error, timeout}
-                         end;
-                     Error ->
-                         Error
+                     ok -> conflict_keys(await(Tag, Timeout), Reads);
+                     Error -> Error
                  end
          end,
          fun(P) -> conflict_keys(strata_port:commit(P, Reads, Writes, sync, Timeout), Reads) end).
+
+%% The outcome of a commit the writer thread applies.
+await(Tag, Timeout) ->
+    receive
+        {strata_commit, Tag, Reply} -> Reply
+    after Timeout ->
+            {error, timeout}
+    end.
 
 conflict_keys({error, {conflict, Indexes}}, Reads) ->
     {error, {conflict, [element(1, lists:nth(I + 1, Reads)) || I <- Indexes]}};

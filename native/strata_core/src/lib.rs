@@ -14,4 +14,4 @@ mod write;
 pub use error::Error;
 pub use scan::{Bound, ScanPage};
 pub use store::{Config, LogEntry, Snapshot, Store, Stored};
-pub use write::{Commit, CommitReply, ReadCheck, Write};
+pub use write::{Applied, Commit, CommitReply, ReadCheck, Write};

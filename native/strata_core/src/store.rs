@@ -95,10 +95,18 @@ pub fn db_options(cfg: &Config) -> (Options, Vec<ColumnFamilyDescriptor>) {
     db.set_max_background_jobs(2);
     db.set_bytes_per_sync(1 << 20);
     db.set_max_total_wal_size(256 << 20);
-    let cfs = [CF_DATA, CF_LOG, CF_META, CF_TXN]
-        .into_iter()
-        .map(|name| ColumnFamilyDescriptor::new(name, cf.clone()))
-        .collect();
+    // Log keys of a partition arrive in ascending order: a per-partition insert hint makes the
+    // log's memtable insert start where the last one of its partition ended.
+    let log = cf
+        .clone()
+        .get_options_from_string("memtable_insert_with_hint_prefix_extractor=rocksdb.FixedPrefix.2")
+        .expect("a valid options string");
+    let cfs = vec![
+        ColumnFamilyDescriptor::new(CF_DATA, cf.clone()),
+        ColumnFamilyDescriptor::new(CF_LOG, log),
+        ColumnFamilyDescriptor::new(CF_META, cf.clone()),
+        ColumnFamilyDescriptor::new(CF_TXN, cf),
+    ];
     (db, cfs)
 }
 
@@ -153,9 +161,15 @@ pub(crate) struct Inner {
     /// Per partition: the last sequence number given out. The mutex is the partition's write
     /// lock: it is held from validation to the end of the RocksDB write.
     pub(crate) seqs: Vec<Mutex<u64>>,
-    /// Set while the group-commit writer has a sync batch inside RocksDB: an async write would
-    /// queue behind its fsync, so the non-blocking path declines.
-    pub(crate) sync_in_flight: AtomicBool,
+    /// The write gate: held by whoever is applying a commit (a scheduler inline, a dirty
+    /// caller or the writer thread), so at most one thread is inside a RocksDB write. A commit
+    /// that finds it taken does not wait in RocksDB's writer queue (a waiting scheduler spins
+    /// there); it goes to the writer thread, which applies everything waiting as one batch.
+    pub(crate) gate: Mutex<()>,
+    /// Set while async commits meet each other: they then all go to the writer thread, whose
+    /// groups share one RocksDB write, rather than taking turns at the gate. The writer clears
+    /// it when a group holds one commit.
+    pub(crate) contended: AtomicBool,
     pub(crate) partitions: u16,
     /// Every snapshot handed out, so that closing the store can release them first.
     snapshots: Registry,
@@ -248,7 +262,8 @@ impl Store {
         let inner = Arc::new(Inner {
             db,
             seqs,
-            sync_in_flight: AtomicBool::new(false),
+            gate: Mutex::new(()),
+            contended: AtomicBool::new(false),
             partitions: cfg.partitions,
             snapshots: Registry::default(),
         });

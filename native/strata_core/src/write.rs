@@ -1,14 +1,17 @@
-//! Writes: validated atomic commits, applied either inline (async durability) or by the
-//! group-commit writer thread (sync durability).
+//! Writes: validated atomic commits, applied either inline by the caller or by the writer
+//! thread.
 //!
-//! A commit lists the versions its reads saw and the values it writes. Under the write locks of
-//! every partition it touches (taken in ascending order, so commits never deadlock), the reads
-//! are validated against the current versions, each write takes the next sequence number of its
-//! partition as its version, and one RocksDB WriteBatch carries the data and the log entries.
+//! A commit lists the versions its reads saw and the values it writes. Under the write gate
+//! (one commit inside RocksDB at a time) and the write locks of every partition it touches
+//! (taken in ascending order, so commits never deadlock), the reads are validated against the
+//! current versions, each write takes the next sequence number of its partition as its version,
+//! and one RocksDB WriteBatch carries the data and the log entries.
 //!
-//! The group-commit writer drains every queued sync commit into one batch and one fsync, so
-//! concurrent sync writers share the cost of the disk flush. Commits in one group are validated
-//! in queue order against each other's writes, exactly as if applied one by one.
+//! The writer thread drains every queued commit into one batch: sync commits, so concurrent
+//! sync writers share one fsync (group commit), and async commits that found the gate taken, so
+//! concurrent writers share one write instead of waiting for each other inside RocksDB. Commits
+//! in one group are validated in queue order against each other's writes, exactly as if
+//! applied one by one.
 
 use crate::store::{
     log_key, with_read_opts, Inner, Stored, CF_DATA, CF_LOG, FLAG_LIVE, FLAG_TOMBSTONE, HEADER,
@@ -23,7 +26,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// Sync commits waiting for the writer at most; past that, writers get back-pressure.
+/// Commits waiting for the writer at most; past that, writers get back-pressure.
 const QUEUE: usize = 4096;
 /// Commits merged into one batch at most.
 const MAX_GROUP: usize = 512;
@@ -82,12 +85,22 @@ pub struct Commit {
     pub writes: Vec<Write>,
 }
 
-/// Called by the writer thread with the outcome of a sync commit.
+/// Called by the writer thread with the outcome of a queued commit.
 pub type CommitReply = Box<dyn FnOnce(Result<(), Error>) + Send>;
+
+/// Where an async commit was applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// By the caller: it is done.
+    Inline,
+    /// Queued for the writer thread, which calls the reply when it is done.
+    Queued,
+}
 
 struct Queued {
     commit: Commit,
     reply: CommitReply,
+    sync: bool,
 }
 
 pub(crate) struct GroupWriter {
@@ -246,36 +259,42 @@ fn build(
 }
 
 impl Store {
-    /// Applies a commit with async durability. With `blocking` false it never waits: a busy
-    /// partition, a value not in cache, a write stall or a sync batch in flight give
+    /// Applies a commit with async durability. With `blocking` false it never waits: another
+    /// commit in progress, a busy partition, a value not in cache or a write stall give
     /// `Error::WouldBlock`, and nothing is written.
     pub fn commit(&self, commit: &Commit, blocking: bool) -> Result<(), Error> {
         let inner = &*self.inner;
-        if !blocking && inner.sync_in_flight.load(Ordering::Acquire) {
-            return Err(Error::WouldBlock);
-        }
-        let parts = partitions_of(inner, std::iter::once(commit))?;
-        let mut locked = Locked::take(inner, &parts, blocking)?;
-        let mut batch = WriteBatch::default();
-        let result = build(inner, &mut locked, &[commit], blocking, &mut batch);
-        let outcome = match result {
-            Ok(mut rs) => rs.pop().expect("one result"),
-            Err(e) => Err(e),
+        let _gate = if blocking {
+            inner.gate.lock()
+        } else {
+            inner.gate.try_lock().ok_or(Error::WouldBlock)?
         };
-        if outcome.is_err() || commit.writes.is_empty() {
-            locked.rollback();
-            return outcome;
+        apply_inline(inner, commit, blocking)
+    }
+
+    /// Applies a commit with async durability without waiting: inline when no other commit is
+    /// in progress, otherwise queued for the writer thread, which applies it in a group with
+    /// the others waiting and then calls the reply `reply()` makes. A full queue, a busy
+    /// partition, a value not in cache or a write stall give `Error::WouldBlock`, and nothing
+    /// is written.
+    pub fn commit_or_queue(
+        &self,
+        commit: Commit,
+        reply: impl FnOnce() -> CommitReply,
+    ) -> Result<Applied, Error> {
+        let inner = &*self.inner;
+        let gate = match inner.contended.load(Ordering::Relaxed) {
+            true => None,
+            false => inner.gate.try_lock(),
+        };
+        match gate {
+            Some(_gate) => apply_inline(inner, &commit, false).map(|()| Applied::Inline),
+            None => {
+                inner.contended.store(true, Ordering::Relaxed);
+                self.queue(commit, reply(), false, false)
+                    .map(|()| Applied::Queued)
+            }
         }
-        let written = WRITE_OPTS.with(|(fast, slow)| {
-            inner
-                .db
-                .write_opt(batch, if blocking { slow } else { fast })
-        });
-        if let Err(e) = written {
-            locked.rollback();
-            return Err(e.into());
-        }
-        Ok(())
     }
 
     /// Queues a commit for the group-commit writer, which applies it with sync durability and
@@ -287,10 +306,24 @@ impl Store {
         reply: CommitReply,
         blocking: bool,
     ) -> Result<(), Error> {
+        self.queue(commit, reply, true, blocking)
+    }
+
+    fn queue(
+        &self,
+        commit: Commit,
+        reply: CommitReply,
+        sync: bool,
+        blocking: bool,
+    ) -> Result<(), Error> {
         partitions_of(&self.inner, std::iter::once(&commit))?;
         let writer = self.writer.read();
         let w = writer.as_ref().ok_or(Error::Closed)?;
-        let q = Queued { commit, reply };
+        let q = Queued {
+            commit,
+            reply,
+            sync,
+        };
         if blocking {
             w.tx.send(q).map_err(|_| Error::Closed)
         } else {
@@ -303,6 +336,32 @@ impl Store {
     }
 }
 
+/// Applies one commit in the calling thread; the caller holds the write gate.
+fn apply_inline(inner: &Inner, commit: &Commit, blocking: bool) -> Result<(), Error> {
+    let parts = partitions_of(inner, std::iter::once(commit))?;
+    let mut locked = Locked::take(inner, &parts, blocking)?;
+    let mut batch = WriteBatch::default();
+    let result = build(inner, &mut locked, &[commit], blocking, &mut batch);
+    let outcome = match result {
+        Ok(mut rs) => rs.pop().expect("one result"),
+        Err(e) => Err(e),
+    };
+    if outcome.is_err() || commit.writes.is_empty() {
+        locked.rollback();
+        return outcome;
+    }
+    let written = WRITE_OPTS.with(|(fast, slow)| {
+        inner
+            .db
+            .write_opt(batch, if blocking { slow } else { fast })
+    });
+    if let Err(e) = written {
+        locked.rollback();
+        return Err(e.into());
+    }
+    Ok(())
+}
+
 fn run_writer(inner: &Inner, rx: Receiver<Queued>) {
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
@@ -313,15 +372,19 @@ fn run_writer(inner: &Inner, rx: Receiver<Queued>) {
             }
         }
         let results = apply_group(inner, &group);
+        // Writers keep queueing while groups form; a group of one means they no longer meet.
+        inner.contended.store(group.len() > 1, Ordering::Relaxed);
         for (q, r) in group.into_iter().zip(results) {
             (q.reply)(r);
         }
     }
 }
 
+/// Applies a group of queued commits in one batch, fsynced if any of them asked for it.
 fn apply_group(inner: &Inner, group: &[Queued]) -> Vec<Result<(), Error>> {
     let commits: Vec<&Commit> = group.iter().map(|q| &q.commit).collect();
     let fail = |e: Error| vec![Err(e); commits.len()];
+    let _gate = inner.gate.lock();
     let parts = match partitions_of(inner, commits.iter().copied()) {
         Ok(p) => p,
         Err(e) => return fail(e),
@@ -342,10 +405,8 @@ fn apply_group(inner: &Inner, group: &[Queued]) -> Vec<Result<(), Error>> {
         return results;
     }
     let mut wo = WriteOptions::default();
-    wo.set_sync(true);
-    inner.sync_in_flight.store(true, Ordering::Release);
+    wo.set_sync(group.iter().any(|q| q.sync));
     let written = inner.db.write_opt(batch, &wo);
-    inner.sync_in_flight.store(false, Ordering::Release);
     match written {
         Ok(()) => results,
         Err(e) => {

@@ -20,7 +20,7 @@ mod atoms {
         ok, error, would_block, not_found, closed, locked, conflict, bad_key, key_too_large,
         value_too_large, invalid, partitions_mismatch, corrupt, rocksdb, done,
         put, delete, strata_commit, partitions, block_cache_bytes, write_buffer_bytes,
-        unbounded, incl, excl, after, before, ring, undefined
+        unbounded, incl, excl, after, before, ring, undefined, queued
     }
 }
 

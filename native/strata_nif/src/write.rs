@@ -1,7 +1,40 @@
-//! Writes: puts, deletes and validated commits, async inline or sync through the
-//! group-commit writer, which replies by message.
+//! Writes: puts, deletes and validated commits. Async ones run inline, or when another
+//! commit is in progress go to the writer thread; sync ones always go to the writer thread
+//! (group commit). The writer thread replies by message: `{strata_commit, Tag, Result}`.
 
 use super::*;
+use strata_core::{Applied, CommitReply};
+
+/// The reply the writer thread sends to the calling process once a queued commit is done.
+fn reply_to<'a>(env: Env<'a>, tag: Term<'a>) -> CommitReply {
+    let pid: LocalPid = env.pid();
+    let mut msg_env = OwnedEnv::new();
+    let saved = msg_env.save(tag);
+    Box::new(move |r: Result<(), Error>| {
+        // The caller may have exited meanwhile; then nobody waits for the answer.
+        let _ = msg_env.send_and_clear(&pid, |e| {
+            let tag = saved.load(e);
+            match r {
+                Ok(()) => (atoms::strata_commit(), tag, atoms::ok()).encode(e),
+                Err(err) => (atoms::strata_commit(), tag, Failure(err)).encode(e),
+            }
+        });
+    })
+}
+
+/// Applies an async commit: `ok` when done inline, `queued` when the writer thread will reply
+/// with `tag`; on a dirty scheduler (`tag` none) always inline, waiting for its turn.
+fn apply<'a>(env: Env<'a>, s: &Store, c: Commit, tag: Option<Term<'a>>) -> Result<Atom, Error> {
+    match tag {
+        None => s.commit(&c, true).map(|()| atoms::ok()),
+        Some(tag) => s
+            .commit_or_queue(c, || reply_to(env, tag))
+            .map(|applied| match applied {
+                Applied::Inline => atoms::ok(),
+                Applied::Queued => atoms::queued(),
+            }),
+    }
+}
 
 /// Builds a commit from `[{Key, Version}]` and `[{put, Key, Value} | {delete, Key}]`.
 fn build_commit(s: &Store, reads: Vec<(Term, u64)>, writes: Vec<Term>) -> Result<Commit, Error> {
@@ -37,7 +70,7 @@ fn do_write<'a>(
     res: &StoreRes,
     key: Term<'a>,
     value: Option<Term<'a>>,
-    blocking: bool,
+    tag: Option<Term<'a>>,
 ) -> Term<'a> {
     let out = with_store(res, |s| {
         let k = data_key(s, key)?;
@@ -49,16 +82,23 @@ fn do_write<'a>(
             reads: Vec::new(),
             writes: vec![write],
         };
-        s.commit(&c, blocking)
+        apply(env, s, c, tag)
     });
     consumed(env, 1);
-    answer(env, out.map(|()| atoms::ok()))
+    answer(env, out)
 }
 
-/// Stores one value with async durability: `ok` | `would_block` | `{error, Reason}`.
+/// Stores one value with async durability: `ok` | `queued` (the outcome arrives as
+/// `{strata_commit, Tag, ok | {error, Reason}}`) | `would_block` | `{error, Reason}`.
 #[rustler::nif]
-fn put<'a>(env: Env<'a>, res: ResourceArc<StoreRes>, key: Term<'a>, value: Term<'a>) -> Term<'a> {
-    do_write(env, &res, key, Some(value), false)
+fn put<'a>(
+    env: Env<'a>,
+    res: ResourceArc<StoreRes>,
+    key: Term<'a>,
+    value: Term<'a>,
+    tag: Term<'a>,
+) -> Term<'a> {
+    do_write(env, &res, key, Some(value), Some(tag))
 }
 
 /// `put/3` on a dirty IO scheduler.
@@ -69,19 +109,19 @@ fn put_dirty<'a>(
     key: Term<'a>,
     value: Term<'a>,
 ) -> Term<'a> {
-    do_write(env, &res, key, Some(value), true)
+    do_write(env, &res, key, Some(value), None)
 }
 
-/// Deletes one key with async durability: `ok` | `would_block` | `{error, Reason}`.
+/// Deletes one key with async durability: as `put/4`.
 #[rustler::nif]
-fn delete<'a>(env: Env<'a>, res: ResourceArc<StoreRes>, key: Term<'a>) -> Term<'a> {
-    do_write(env, &res, key, None, false)
+fn delete<'a>(env: Env<'a>, res: ResourceArc<StoreRes>, key: Term<'a>, tag: Term<'a>) -> Term<'a> {
+    do_write(env, &res, key, None, Some(tag))
 }
 
 /// `delete/2` on a dirty IO scheduler.
 #[rustler::nif(schedule = "DirtyIo")]
 fn delete_dirty<'a>(env: Env<'a>, res: ResourceArc<StoreRes>, key: Term<'a>) -> Term<'a> {
-    do_write(env, &res, key, None, true)
+    do_write(env, &res, key, None, None)
 }
 
 fn do_commit<'a>(
@@ -89,27 +129,26 @@ fn do_commit<'a>(
     res: &StoreRes,
     reads: Vec<(Term<'a>, u64)>,
     writes: Vec<Term<'a>>,
-    blocking: bool,
+    tag: Option<Term<'a>>,
 ) -> Term<'a> {
     let units = reads.len() + writes.len();
-    let out = with_store(res, |s| {
-        s.commit(&build_commit(s, reads, writes)?, blocking)
-    });
+    let out = with_store(res, |s| apply(env, s, build_commit(s, reads, writes)?, tag));
     consumed(env, units);
-    answer(env, out.map(|()| atoms::ok()))
+    answer(env, out)
 }
 
 /// Applies a commit of `[{Key, Version}]` reads and `[{put, K, V} | {delete, K}]` writes
-/// with async durability: `ok` | `would_block` | `{error, {conflict, [ReadIndex]}}` |
-/// `{error, Reason}`.
+/// with async durability: as `put/4`; a failed validation is
+/// `{error, {conflict, [ReadIndex]}}`.
 #[rustler::nif]
 fn commit<'a>(
     env: Env<'a>,
     res: ResourceArc<StoreRes>,
     reads: Vec<(Term<'a>, u64)>,
     writes: Vec<Term<'a>>,
+    tag: Term<'a>,
 ) -> Term<'a> {
-    do_commit(env, &res, reads, writes, false)
+    do_commit(env, &res, reads, writes, Some(tag))
 }
 
 /// `commit/3` on a dirty IO scheduler: waits for locks and stalls instead of declining.
@@ -120,7 +159,7 @@ fn commit_dirty<'a>(
     reads: Vec<(Term<'a>, u64)>,
     writes: Vec<Term<'a>>,
 ) -> Term<'a> {
-    do_commit(env, &res, reads, writes, true)
+    do_commit(env, &res, reads, writes, None)
 }
 
 fn do_commit_sync<'a>(
@@ -131,22 +170,9 @@ fn do_commit_sync<'a>(
     tag: Term<'a>,
     blocking: bool,
 ) -> Term<'a> {
-    let pid: LocalPid = env.pid();
     let out = with_store(res, |s| {
         let c = build_commit(s, reads, writes)?;
-        let mut msg_env = OwnedEnv::new();
-        let saved = msg_env.save(tag);
-        let reply = Box::new(move |r: Result<(), Error>| {
-            // The caller may have exited meanwhile; then nobody waits for the answer.
-            let _ = msg_env.send_and_clear(&pid, |e| {
-                let tag = saved.load(e);
-                match r {
-                    Ok(()) => (atoms::strata_commit(), tag, atoms::ok()).encode(e),
-                    Err(err) => (atoms::strata_commit(), tag, Failure(err)).encode(e),
-                }
-            });
-        });
-        s.commit_sync(c, reply, blocking)
+        s.commit_sync(c, reply_to(env, tag), blocking)
     });
     consumed(env, 1);
     answer(env, out.map(|()| atoms::ok()))

@@ -195,7 +195,7 @@ fn concurrent_validated_increments_are_exact() {
     let dir = tempfile::tempdir().unwrap();
     let s = Arc::new(open(dir.path()));
     put(&s, "n", &0u64.to_be_bytes());
-    let threads: Vec<_> = (0..4)
+    let threads: Vec<_> = (0..6)
         .map(|t| {
             let s = s.clone();
             std::thread::spawn(move || {
@@ -210,10 +210,13 @@ fn concurrent_validated_increments_are_exact() {
                         }],
                         writes: vec![Write::put(key(&s, "n"), &n.to_be_bytes()).unwrap()],
                     };
-                    let r = if t % 2 == 0 {
-                        s.commit(&c, true)
-                    } else {
-                        sync_commit(&s, c)
+                    let r = match t % 3 {
+                        0 => s.commit(&c, true),
+                        1 => sync_commit(&s, c),
+                        _ => match queue_commit(&s, c) {
+                            (crate::Applied::Inline, _) => Ok(()),
+                            (crate::Applied::Queued, rx) => rx.recv().unwrap(),
+                        },
                     };
                     match r {
                         Ok(()) => done += 1,
@@ -226,7 +229,7 @@ fn concurrent_validated_increments_are_exact() {
         .collect();
     threads.into_iter().for_each(|t| t.join().unwrap());
     let val = get(&s, "n").1.unwrap();
-    assert_eq!(u64::from_be_bytes(val.try_into().unwrap()), 800);
+    assert_eq!(u64::from_be_bytes(val.try_into().unwrap()), 1200);
 }
 
 #[test]
@@ -311,6 +314,66 @@ fn non_blocking_paths_decline_instead_of_waiting() {
     drop(guard);
     s.commit(&c, false).unwrap();
     assert_eq!(get(&s, "held").1.as_deref(), Some(&b"w"[..]));
+}
+
+/// Queues an async commit and returns where it went and a receiver of its outcome.
+fn queue_commit(s: &Store, c: Commit) -> (crate::Applied, mpsc::Receiver<Result<(), Error>>) {
+    let (tx, rx) = mpsc::channel();
+    let applied = s
+        .commit_or_queue(c, move || Box::new(move |r| tx.send(r).unwrap()))
+        .unwrap();
+    (applied, rx)
+}
+
+#[test]
+fn async_commits_that_find_the_gate_taken_go_to_the_writer_as_one_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let one = |k: &str, v: &[u8], reads: Vec<ReadCheck>| Commit {
+        reads,
+        writes: vec![Write::put(key(&s, k), v).unwrap()],
+    };
+    let gate = s.inner.gate.lock();
+    assert_eq!(
+        s.commit(&one("a", b"x", vec![]), false),
+        Err(Error::WouldBlock)
+    );
+    let (a1, r1) = queue_commit(&s, one("a", b"1", vec![]));
+    let (a2, r2) = queue_commit(&s, one("b", b"2", vec![]));
+    // Read `a' as never written: the first commit of the group writes it, so this one fails.
+    let stale = vec![ReadCheck {
+        key: key(&s, "a"),
+        version: 0,
+    }];
+    let (a3, r3) = queue_commit(&s, one("c", b"3", stale));
+    assert_eq!(
+        (a1, a2, a3),
+        (
+            crate::Applied::Queued,
+            crate::Applied::Queued,
+            crate::Applied::Queued
+        )
+    );
+    assert_eq!(
+        get(&s, "a"),
+        (0, None),
+        "nothing applied while the gate is held"
+    );
+    drop(gate);
+    assert_eq!(r1.recv().unwrap(), Ok(()));
+    assert_eq!(r2.recv().unwrap(), Ok(()));
+    assert_eq!(r3.recv().unwrap(), Err(Error::Conflict(vec![0])));
+    assert_eq!(get(&s, "a").1.as_deref(), Some(&b"1"[..]));
+    assert_eq!(get(&s, "b").1.as_deref(), Some(&b"2"[..]));
+    assert_eq!(get(&s, "c"), (0, None));
+    // The group held several commits, so the next one queues too; its group of one ends
+    // that, and the one after runs inline again.
+    let (a4, r4) = queue_commit(&s, one("d", b"4", vec![]));
+    assert_eq!(a4, crate::Applied::Queued);
+    assert_eq!(r4.recv().unwrap(), Ok(()));
+    let (a5, _r5) = queue_commit(&s, one("e", b"5", vec![]));
+    assert_eq!(a5, crate::Applied::Inline);
+    assert_eq!(get(&s, "e").1.as_deref(), Some(&b"5"[..]));
 }
 
 /// Runs in a child process (see `log_and_data_agree_after_a_crash`): writes from several
