@@ -10,7 +10,8 @@ pub fn decode(key: &[u8]) -> Result<Vec<u8>, Error> {
         trailer: &key[main_end..],
         next_trailer: 0,
     };
-    let mut out = vec![VERSION];
+    let mut out = Vec::with_capacity(key.len() + 32);
+    out.push(VERSION);
     let end = dec.term(0, false, &mut out, 0)?;
     if end != main_end || dec.next_trailer != dec.trailer.len() {
         return Err(Error::Corrupt("key trailer mismatch"));
@@ -44,15 +45,37 @@ fn get_len(k: &[u8], pos: usize) -> Result<(u64, usize), Error> {
     ))
 }
 
-/// Reads escaped bytes up to their terminator; returns (bytes, partial bits, position after).
-fn unescape(k: &[u8], mut pos: usize) -> Result<(Vec<u8>, u8, usize), Error> {
-    let mut out = Vec::new();
+/// The position after escaped bytes, as `unescape_into` finds it, without copying them.
+fn skip_escaped(k: &[u8], mut pos: usize) -> Result<usize, Error> {
+    loop {
+        match at(k, pos)? {
+            0 => match at(k, pos + 1)? {
+                0xFF => pos += 2,
+                0x02 => return Ok(pos + 2),
+                0x03 => {
+                    at(k, pos + 2)?;
+                    return Ok(pos + 3);
+                }
+                _ => return Err(corrupt()),
+            },
+            _ if at(k, pos + 1).ok() == Some(0) && at(k, pos + 2).ok() == Some(1) => {
+                at(k, pos + 3)?;
+                return Ok(pos + 4);
+            }
+            _ => pos += 1,
+        }
+    }
+}
+
+/// Reads escaped bytes up to their terminator, appending them to `out`; returns (partial bits,
+/// position after).
+fn unescape_into(k: &[u8], mut pos: usize, out: &mut Vec<u8>) -> Result<(u8, usize), Error> {
     loop {
         let c = at(k, pos)?;
         if c != 0 {
             if at(k, pos + 1).ok() == Some(0) && at(k, pos + 2).ok() == Some(1) {
                 out.push(c);
-                return Ok((out, at(k, pos + 3)?, pos + 4));
+                return Ok((at(k, pos + 3)?, pos + 4));
             }
             out.push(c);
             pos += 1;
@@ -63,12 +86,33 @@ fn unescape(k: &[u8], mut pos: usize) -> Result<(Vec<u8>, u8, usize), Error> {
                 out.push(0);
                 pos += 2;
             }
-            0x02 => return Ok((out, 8, pos + 2)),
+            0x02 => return Ok((8, pos + 2)),
             0x03 => {
                 out.push(0);
-                return Ok((out, at(k, pos + 2)?, pos + 3));
+                return Ok((at(k, pos + 2)?, pos + 3));
             }
             _ => return Err(corrupt()),
+        }
+    }
+}
+
+/// The position after a number body, as `number_body` finds it, without decoding it.
+fn skip_number(k: &[u8], pos: usize, negative: bool) -> Result<usize, Error> {
+    let flip = |c: u8| if negative { !c } else { c };
+    let n = flip(at(k, pos)?) as usize;
+    if n == 0 || n > 8 {
+        return Err(corrupt());
+    }
+    at(k, pos + n)?;
+    let mut q = pos + 1 + n;
+    loop {
+        let c = flip(at(k, q)?);
+        q += 1;
+        if c == 0 {
+            return Ok(q);
+        }
+        if c & 0x80 == 0 {
+            return Err(corrupt());
         }
     }
 }
@@ -114,11 +158,11 @@ impl Decoder<'_> {
         let p = pos + 1;
         Ok(match tag {
             T_NUM_NEG | T_NUM_POS | T_FLT_NEG | T_FLT_POS => {
-                number_body(k, p, tag == T_NUM_NEG || tag == T_FLT_NEG)?.2
+                skip_number(k, p, tag == T_NUM_NEG || tag == T_FLT_NEG)?
             }
             T_NUM_ZERO => p,
             T_FLT_ZERO if exact => p + 1,
-            T_ATOM | T_BITS | T_REF | T_FUN | T_PORT | T_PID => unescape(k, p)?.2,
+            T_ATOM | T_BITS | T_REF | T_FUN | T_PORT | T_PID => skip_escaped(k, p)?,
             T_TUPLE => {
                 let (n, mut q) = get_len(k, p)?;
                 for _ in 0..n {
@@ -198,37 +242,36 @@ impl Decoder<'_> {
                 Ok(q)
             }
             T_ATOM => {
-                let (name, bits, q) = unescape(k, p)?;
-                if bits != 8 || name.len() > 255 * 4 {
+                // The name goes straight after a header whose length is filled in after.
+                let start = out.len();
+                out.extend_from_slice(&[SMALL_ATOM_UTF8_EXT, 0]);
+                let (bits, q) = unescape_into(k, p, out)?;
+                let len = out.len() - start - 2;
+                if bits != 8 || len > 255 * 4 {
                     return Err(corrupt());
                 }
-                if name.len() < 256 {
-                    out.extend_from_slice(&[SMALL_ATOM_UTF8_EXT, name.len() as u8]);
+                if len < 256 {
+                    out[start + 1] = len as u8;
                 } else {
-                    out.push(ATOM_UTF8_EXT);
-                    out.extend_from_slice(&(name.len() as u16).to_be_bytes());
+                    out[start] = ATOM_UTF8_EXT;
+                    out[start + 1] = (len >> 8) as u8;
+                    out.insert(start + 2, len as u8);
                 }
-                out.extend_from_slice(&name);
                 Ok(q)
             }
             T_BITS => {
-                let (data, bits, q) = unescape(k, p)?;
-                if bits == 8 {
-                    out.push(BINARY_EXT);
-                    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-                } else {
-                    out.push(BIT_BINARY_EXT);
-                    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-                    out.push(bits);
+                let start = out.len();
+                out.extend_from_slice(&[BINARY_EXT, 0, 0, 0, 0]);
+                let (bits, q) = unescape_into(k, p, out)?;
+                let len = (out.len() - start - 5) as u32;
+                out[start + 1..start + 5].copy_from_slice(&len.to_be_bytes());
+                if bits != 8 {
+                    out[start] = BIT_BINARY_EXT;
+                    out.insert(start + 5, bits);
                 }
-                out.extend_from_slice(&data);
                 Ok(q)
             }
-            T_REF | T_FUN | T_PORT | T_PID => {
-                let (raw, _, q) = unescape(k, p)?;
-                out.extend_from_slice(&raw);
-                Ok(q)
-            }
+            T_REF | T_FUN | T_PORT | T_PID => Ok(unescape_into(k, p, out)?.1),
             T_TUPLE => {
                 let (n, mut q) = get_len(k, p)?;
                 if n < 256 {
