@@ -117,6 +117,48 @@ fn skip_number(k: &[u8], pos: usize, negative: bool) -> Result<usize, Error> {
     }
 }
 
+/// The magnitude of an integer whose number body (after its tag) fits in 63 bits, and the
+/// position after the body; `None` for any other body, which `number_body` then reads.
+fn small_integer(k: &[u8], pos: usize, negative: bool) -> Option<(u64, usize)> {
+    let flip = |c: u8| if negative { !c } else { c };
+    let n = flip(*k.get(pos)?) as usize;
+    if n == 0 || n > 8 {
+        return None;
+    }
+    let mut biased = 0u64;
+    for i in 0..n {
+        biased = (biased << 8) | flip(*k.get(pos + 1 + i)?) as u64;
+    }
+    let e = (biased as i64).checked_sub(EXP_BIAS)?;
+    if !(0..63).contains(&e) {
+        return None;
+    }
+    let e = e as u32;
+    let mut v = 1u64 << e;
+    let mut q = pos + 1 + n;
+    let mut i = 0u32;
+    loop {
+        let c = flip(*k.get(q)?);
+        q += 1;
+        if c == 0 {
+            return Some((v, q));
+        }
+        if c & 0x80 == 0 {
+            return None;
+        }
+        for j in (0..7).rev() {
+            if (c >> j) & 1 == 1 {
+                // Bit i (from the top, after the leading one) weighs 2^(e - 1 - i).
+                if i >= e {
+                    return None;
+                }
+                v |= 1 << (e - 1 - i);
+            }
+            i += 1;
+        }
+    }
+}
+
 /// Reads a number body (after its tag): exponent and mantissa bits.
 fn number_body(k: &[u8], pos: usize, negative: bool) -> Result<(i64, Vec<u8>, usize), Error> {
     let flip = |c: u8| if negative { !c } else { c };
@@ -228,6 +270,19 @@ impl Decoder<'_> {
             }
             T_NUM_NEG | T_NUM_POS | T_FLT_NEG | T_FLT_POS => {
                 let negative = tag == T_NUM_NEG || tag == T_FLT_NEG;
+                let trailer = self.next_trailer;
+                if let Some((v, q)) = small_integer(k, p, negative) {
+                    let is_float = if exact {
+                        tag == T_FLT_NEG || tag == T_FLT_POS
+                    } else {
+                        self.next_mark()? == TR_FLOAT
+                    };
+                    if !is_float {
+                        put_small_integer(out, if negative { -(v as i64) } else { v as i64 });
+                        return Ok(q);
+                    }
+                    self.next_trailer = trailer;
+                }
                 let (e, bits, q) = number_body(k, p, negative)?;
                 let is_float = if exact {
                     tag == T_FLT_NEG || tag == T_FLT_POS
@@ -349,6 +404,23 @@ fn float_from(negative: bool, e: i64, bits: &[u8]) -> Result<f64, Error> {
     };
     let sign = if negative { 1u64 << 63 } else { 0 };
     Ok(f64::from_bits(sign | raw))
+}
+
+/// An integer of at most 63 bits of magnitude in external term format, as `put_integer` writes
+/// it.
+fn put_small_integer(out: &mut Vec<u8>, v: i64) {
+    if (0..256).contains(&v) {
+        out.extend_from_slice(&[SMALL_INTEGER_EXT, v as u8]);
+    } else if let Ok(small) = i32::try_from(v) {
+        out.push(INTEGER_EXT);
+        out.extend_from_slice(&small.to_be_bytes());
+    } else {
+        let negative = v < 0;
+        let mag = v.unsigned_abs().to_le_bytes();
+        let nbytes = 8 - mag.iter().rev().take_while(|&&b| b == 0).count();
+        out.extend_from_slice(&[SMALL_BIG_EXT, nbytes as u8, negative as u8]);
+        out.extend_from_slice(&mag[..nbytes]);
+    }
 }
 
 fn put_integer(out: &mut Vec<u8>, negative: bool, e: i64, bits: &[u8]) -> Result<(), Error> {

@@ -519,3 +519,39 @@ fn oversized_and_malformed_keys_are_errors() {
     assert!(matches!(encode(&[1, 2, 3]), Err(Error::BadKey(_))));
     assert!(decode(&[0xEE]).is_err());
 }
+
+#[test]
+fn integers_decode_to_the_canonical_external_format() {
+    // As term_to_binary writes them: small, 32-bit, or the fewest bytes of magnitude.
+    let canonical = |v: i128| -> Vec<u8> {
+        if (0..256).contains(&v) {
+            vec![SMALL_INTEGER_EXT, v as u8]
+        } else if let Ok(small) = i32::try_from(v) {
+            [&[INTEGER_EXT][..], &small.to_be_bytes()].concat()
+        } else {
+            let mut mag = v.unsigned_abs().to_le_bytes().to_vec();
+            while mag.last() == Some(&0) {
+                mag.pop();
+            }
+            [&[SMALL_BIG_EXT, mag.len() as u8, (v < 0) as u8][..], &mag].concat()
+        }
+    };
+    let mut values: Vec<i128> = vec![0, 1, 255, 256, (1 << 27) - 1, 1 << 27, i32::MAX as i128];
+    for shift in [31, 32, 48, 55, 56, 62, 63, 64, 100] {
+        values.extend([(1i128 << shift) - 1, 1i128 << shift, (1i128 << shift) + 1]);
+    }
+    values.extend([i64::MAX as i128, u64::MAX as i128, 0x0123_4567_89AB_CDEF]);
+    for v in values.clone() {
+        values.push(-v);
+    }
+    for v in values {
+        let bare = [&[VERSION][..], &canonical(v)].concat();
+        assert_eq!(decode(&enc(&T::Int(v))).unwrap(), bare, "{v}");
+        // As a map key a number is decoded exactly, without a trailer mark.
+        let mut in_map = vec![VERSION, MAP_EXT, 0, 0, 0, 1];
+        in_map.extend(canonical(v));
+        in_map.extend(canonical(v));
+        let map = T::Map(vec![(T::Int(v), T::Int(v))]);
+        assert_eq!(decode(&enc(&map)).unwrap(), in_map, "{v} in a map");
+    }
+}
