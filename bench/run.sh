@@ -33,15 +33,12 @@ if [ "$mode" = engines ]; then
   exit 0
 fi
 
-echo "== raw RocksDB from Rust, strata's options (median of $runs runs)"
-"$CARGO_TARGET_DIR/release/strata_bench" "$ops" "$sync_ops" "$runs" > "$out/raw.csv"
-
 echo "== memory: peak RSS of a node after loading $mem_keys keys of 100 B"
 erl_run -eval "strata_bench:memory([\"$out/data/memory\", \"$mem_keys\"])" | tee "$out/memory.csv"
 rm -rf "$out/data/memory"
 
-echo "== strata, ETS, DETS, Mnesia from Erlang (median of $runs runs)"
-erl_run -eval "strata_bench:main([\"$mode\", \"$out/raw.csv\", \"$out\"])"
+echo "== raw RocksDB (Rust, before and after), strata, ETS, DETS, Mnesia from Erlang (median of $runs runs)"
+erl_run -eval "strata_bench:main([\"$mode\", \"$CARGO_TARGET_DIR/release/strata_bench $ops $sync_ops $runs\", \"$out\"])"
 echo "== strata's port engine against its NIF (median of $runs runs)"
 erl_run -eval "strata_bench:engines([\"$mode\", \"$out\"])"
 echo "== strata_kvs feeds against KVS' approach on Mnesia"

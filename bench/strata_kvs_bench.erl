@@ -15,7 +15,7 @@
 %%%   appenders lose counts and links (the "ok?" column shows it).
 %%% Pages: strata reads a range; KVS follows `next' links, one dirty read per entry.
 %%%
-%%% Each measurement runs for a fixed time (1 s quick, 5 s otherwise), `runs' times (1 quick,
+%%% Each measurement runs for a fixed time (1 s quick, 2 s otherwise), `runs' times (1 quick,
 %%% 3 otherwise), and the median is printed with p50/p99 latency of its median run. Nothing
 %%% asserts on speed; the table reports.
 -module(strata_kvs_bench).
@@ -42,7 +42,7 @@ str(A) -> A.
 %% `[strata, mnesia_tx, mnesia_dirty]').
 run(Opts) ->
     Quick = maps:get(quick, Opts, false),
-    Cfg = #{seconds => maps:get(seconds, Opts, case Quick of true -> 1; false -> 5 end),
+    Cfg = #{seconds => maps:get(seconds, Opts, case Quick of true -> 1; false -> 2 end),
             runs => maps:get(runs, Opts, case Quick of true -> 1; false -> 3 end),
             fill => case Quick of true -> 5000; false -> 20000 end},
     Dir = maps:get(dir, Opts, filename:join("/tmp", "strata_kvs_bench-" ++ os:getpid())),
