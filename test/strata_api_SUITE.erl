@@ -379,6 +379,11 @@ scan_pages_in_term_order(_Config) ->
     ?assertEqual(lists:reverse(Expected), scan_all('$min', '$max', #{limit => 4, reverse => true})),
     %% From inclusive, To exclusive.
     ?assertEqual([{K, {v, K}} || K <- [2.5, 3, 1 bsl 70, atom]], scan_all(2.5, {1}, #{limit => 2})),
+    %% Values alone, over the same pages and continuations.
+    ?assertEqual([V || {_, V} <- Expected], scan_all('$min', '$max', #{limit => 3, keys => false})),
+    ?assertEqual([{v, K} || K <- [atom, 1 bsl 70, 3, 2.5]],
+                 scan_all(2.5, {1}, #{limit => 2, reverse => true, keys => false})),
+    ?assertEqual({error, {bad_option, {keys, no}}}, strata:scan('$min', '$max', #{keys => no})),
     %% Pages come from one snapshot: writes after the first page are not seen.
     {ok, [_], Cont} = strata:scan('$min', '$max', #{limit => 1}),
     ok = strata:put(0, late),

@@ -25,7 +25,7 @@
                   retries => non_neg_integer()}.
 -opaque scan_cont() :: {strata_scan, strata_store:snapshot(), strata_nif:bound(),
                         strata_nif:bound(), boolean(), pos_integer(),
-                        non_neg_integer() | undefined}.
+                        non_neg_integer() | undefined, boolean()}.
 -type error() :: {error, term()}.
 
 -define(DEFAULT_TIMEOUT, 5000).
@@ -188,27 +188,33 @@ in_transaction() ->
 
 %% @doc Reads keys from `From' (inclusive) to `To' (exclusive) in Erlang term order, a page at
 %% a time, all pages from one snapshot. `'$min'' and `'$max'' stand for no bound. Opts:
-%% `limit' (entries per page, default 100, at most 10000) and `reverse' (descending order).
-%% Returns `{ok, Items, Cont}' where `Cont' is `done' or a continuation for {@link scan/1}.
+%% `limit' (entries per page, default 100, at most 10000), `reverse' (descending order) and
+%% `keys' (default true; with false the items are the values alone, which saves turning each
+%% key back into a term). Returns `{ok, Items, Cont}' where Items are `{Key, Value}' and
+%% `Cont' is `done' or a continuation for {@link scan/1}.
 %% When both bounds carry the same hash tag (see {@link tag/2}), only that tag's partition is
 %% read.
--spec scan(term(), term(), #{limit => pos_integer(), reverse => boolean()}) ->
-          {ok, [{term(), term()}], scan_cont() | done} | error().
+-spec scan(term(), term(), #{limit => pos_integer(), reverse => boolean(), keys => boolean()}) ->
+          {ok, [{term(), term()}] | [term()], scan_cont() | done} | error().
 scan(From, To, Opts) when is_map(Opts) ->
     Limit = maps:get(limit, Opts, 100),
     Reverse = maps:get(reverse, Opts, false),
-    case maps:keys(maps:without([limit, reverse], Opts)) of
+    Keys = maps:get(keys, Opts, true),
+    case maps:keys(maps:without([limit, reverse, keys], Opts)) of
         [Bad | _] ->
             {error, {bad_option, Bad}};
         [] when not (is_integer(Limit) andalso Limit > 0 andalso Limit =< ?MAX_SCAN_LIMIT) ->
             {error, {bad_option, {limit, Limit}}};
         [] when not is_boolean(Reverse) ->
             {error, {bad_option, {reverse, Reverse}}};
+        [] when not is_boolean(Keys) ->
+            {error, {bad_option, {keys, Keys}}};
         [] ->
             Lo = case From of '$min' -> unbounded; _ -> {incl, From} end,
             Hi = case To of '$max' -> unbounded; _ -> {excl, To} end,
             case strata_store:snapshot() of
-                {ok, Snap} -> page({strata_scan, Snap, Lo, Hi, Reverse, Limit, tag_partition(From, To)});
+                {ok, Snap} ->
+                    page({strata_scan, Snap, Lo, Hi, Reverse, Limit, tag_partition(From, To), Keys});
                 {error, _} = Error -> Error
             end
     end;
@@ -216,8 +222,8 @@ scan(_From, _To, Opts) ->
     {error, {bad_option, Opts}}.
 
 %% @doc The next page of a scan.
--spec scan(scan_cont()) -> {ok, [{term(), term()}], scan_cont() | done} | error().
-scan({strata_scan, _, _, _, _, _, _} = Cont) ->
+-spec scan(scan_cont()) -> {ok, [{term(), term()}] | [term()], scan_cont() | done} | error().
+scan({strata_scan, _, _, _, _, _, _, _} = Cont) ->
     page(Cont);
 scan(Other) ->
     {error, {bad_continuation, Other}}.
@@ -226,13 +232,13 @@ scan(Other) ->
 %% that runs to `done' needs no call; an abandoned one holds its snapshot until the process
 %% that started it exits (which matters in port mode, where a store has at most 4096 open).
 -spec scan_close(scan_cont() | done) -> ok.
-scan_close({strata_scan, Snap, _, _, _, _, _}) ->
+scan_close({strata_scan, Snap, _, _, _, _, _, _}) ->
     strata_store:release(Snap);
 scan_close(done) ->
     ok.
 
-page({strata_scan, Snap, Lo, Hi, Reverse, Limit, Partition} = Cont) ->
-    case strata_store:scan(Snap, Lo, Hi, Reverse, Limit, Partition) of
+page({strata_scan, Snap, Lo, Hi, Reverse, Limit, Partition, Keys} = Cont) ->
+    case strata_store:scan(Snap, Lo, Hi, Reverse, Limit, Partition, Keys) of
         {ok, Items, done} ->
             strata_store:release(Snap),
             {ok, Items, done};

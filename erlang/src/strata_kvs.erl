@@ -164,8 +164,7 @@ field_position(Table, Field) ->
 %% @doc Every record of `Table' in id order, from one snapshot.
 -spec all(term()) -> [tuple()].
 all(Table) ->
-    [R || {_, R} <- strata_kvs_feed:scan_all({'$kvs', Table, {}}, {'$kvs', Table, {0, 0}},
-                                             infinity, false)].
+    strata_kvs_feed:scan_values({'$kvs', Table, {}}, {'$kvs', Table, {0, 0}}, infinity, false).
 
 %% @doc The number of records in `Table', exact (kept by every put and delete).
 -spec count(term()) -> non_neg_integer() | {error, term()}.

@@ -31,7 +31,7 @@
 
 -export([append/2, append_now/2, add/1, remove/2, cut/1,
          writer/1, lookup_writer/1, save_writer/1, subfeeds/1, entry/2, check/1]).
--export([ends/2, entries/5, scan_all/4]).
+-export([ends/2, entries/5, scan_all/4, scan_values/4]).
 
 -record(kvs_entry, {seq :: pos_integer(),
                     prev = [] :: [] | pos_integer(),
@@ -343,13 +343,21 @@ entry(F, Id) ->
           [{pos_integer(), tuple()}].
 entries(F, Lo, Hi, Reverse, Max) ->
     To = case Hi of infinity -> ekey(F, infinity); _ -> ekey(F, Hi + 1) end,
-    [{Seq, Rec} || {_, #kvs_entry{seq = Seq, rec = Rec}} <- scan_all(ekey(F, max(Lo, 0)), To, Max, Reverse)].
+    [{Seq, Rec} || #kvs_entry{seq = Seq, rec = Rec} <- scan_values(ekey(F, max(Lo, 0)), To, Max, Reverse)].
 
 %% @private A range scan of up to Max items, paging through strata's continuations. Pages may come
 %% back short (deleted keys count against a page's budget), so only `done' or Max ends it.
 -spec scan_all(term(), term(), pos_integer() | infinity, boolean()) -> [{term(), term()}].
 scan_all(From, To, Max, Reverse) ->
-    case strata:scan(From, To, #{limit => page_limit(Max), reverse => Reverse}) of
+    scan(From, To, Max, #{reverse => Reverse}).
+
+%% @private {@link scan_all/4} returning only the values.
+-spec scan_values(term(), term(), pos_integer() | infinity, boolean()) -> [term()].
+scan_values(From, To, Max, Reverse) ->
+    scan(From, To, Max, #{reverse => Reverse, keys => false}).
+
+scan(From, To, Max, Opts) ->
+    case strata:scan(From, To, Opts#{limit => page_limit(Max)}) of
         {ok, Items, Cont} -> scan_more(Items, Cont, Max, []);
         {error, Reason} -> error({strata_kvs, Reason})
     end.

@@ -10,7 +10,7 @@
 -export([open/2, close/1, partition_of/2, info/1,
          get/2, get_dirty/2, get_versioned/3, get_versioned_dirty/3, snapshot/1,
          put/4, put_dirty/3, delete/3, delete_dirty/2, commit/4, commit_dirty/3, commit_sync/4, commit_sync_dirty/4,
-         scan/7, scan_dirty/7,
+         scan/8, scan_dirty/8,
          log_since/4, last_seq/2, truncate_log/2, backup/2,
          encode_key/1, decode_key/1,
          meta_get/2, meta_put/3,
@@ -114,17 +114,18 @@ commit_sync(_Store, _Reads, _Writes, _Tag) -> ?NOT_LOADED.
           ok | error().
 commit_sync_dirty(_Store, _Reads, _Writes, _Tag) -> ?NOT_LOADED.
 
-%% @doc One page of a scan over a snapshot, from memory only.
+%% @doc One page of a scan over a snapshot, from memory only: `{Key, Value}' items, or only
+%% the values when `Keys' is false (the keys are then not decoded at all).
 -spec scan(store(), snapshot(), bound(), bound(), boolean(), non_neg_integer(),
-           non_neg_integer() | undefined) ->
-          {ok, [{term(), term()}], done | binary()} | would_block | error().
-scan(_Store, _Snap, _Lo, _Hi, _Reverse, _Limit, _Partition) -> ?NOT_LOADED.
+           non_neg_integer() | undefined, boolean()) ->
+          {ok, [{term(), term()}] | [term()], done | binary()} | would_block | error().
+scan(_Store, _Snap, _Lo, _Hi, _Reverse, _Limit, _Partition, _Keys) -> ?NOT_LOADED.
 
 %% @doc One page of a scan over a snapshot, from disk if needed.
 -spec scan_dirty(store(), snapshot(), bound(), bound(), boolean(), non_neg_integer(),
-                 non_neg_integer() | undefined) ->
-          {ok, [{term(), term()}], done | binary()} | error().
-scan_dirty(_Store, _Snap, _Lo, _Hi, _Reverse, _Limit, _Partition) -> ?NOT_LOADED.
+                 non_neg_integer() | undefined, boolean()) ->
+          {ok, [{term(), term()}] | [term()], done | binary()} | error().
+scan_dirty(_Store, _Snap, _Lo, _Hi, _Reverse, _Limit, _Partition, _Keys) -> ?NOT_LOADED.
 
 %% @doc Up to `Limit' commit-log entries of a partition after sequence `After'.
 -spec log_since(store(), non_neg_integer(), non_neg_integer(), non_neg_integer()) ->

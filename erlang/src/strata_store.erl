@@ -20,7 +20,7 @@
 -behaviour(gen_server).
 
 -export([start_link/1, handle/0, config/0, engine/0]).
--export([get/1, put/4, delete/3, get_versioned/2, snapshot/0, release/1, commit/4, scan/6,
+-export([get/1, put/4, delete/3, get_versioned/2, snapshot/0, release/1, commit/4, scan/7,
          partition_of/1, log_since/3, last_seq/1, backup/1, info/0, meta_get/1, meta_put/2]).
 -export([publish/3, unpublish/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
@@ -220,18 +220,26 @@ conflict_keys({error, {conflict, Indexes}}, Reads) ->
 conflict_keys(Reply, _Reads) ->
     Reply.
 
-%% @doc One page of a scan over a snapshot.
+%% @doc One page of a scan over a snapshot: `{Key, Value}' items, or with `Keys' false only
+%% the values (the NIF then skips decoding the keys).
 -spec scan(snapshot(), strata_nif:bound(), strata_nif:bound(), boolean(),
-           non_neg_integer(), non_neg_integer() | undefined) ->
-          {ok, [{term(), term()}], done | binary()} | {error, term()}.
-scan(Snap, Lo, Hi, Reverse, Limit, Partition) ->
+           non_neg_integer(), non_neg_integer() | undefined, boolean()) ->
+          {ok, [{term(), term()}] | [term()], done | binary()} | {error, term()}.
+scan(Snap, Lo, Hi, Reverse, Limit, Partition, Keys) ->
     with(fun(S) ->
-                 case strata_nif:scan(S, Snap, Lo, Hi, Reverse, Limit, Partition) of
-                     would_block -> strata_nif:scan_dirty(S, Snap, Lo, Hi, Reverse, Limit, Partition);
-                     Reply -> Reply
+                 case strata_nif:scan(S, Snap, Lo, Hi, Reverse, Limit, Partition, Keys) of
+                     would_block ->
+                         strata_nif:scan_dirty(S, Snap, Lo, Hi, Reverse, Limit, Partition, Keys);
+                     Reply ->
+                         Reply
                  end
          end,
-         fun(P) -> strata_port:scan(P, Snap, Lo, Hi, Reverse, Limit, Partition) end).
+         fun(P) ->
+                 case strata_port:scan(P, Snap, Lo, Hi, Reverse, Limit, Partition) of
+                     {ok, Items, Next} when not Keys -> {ok, [V || {_, V} <- Items], Next};
+                     Reply -> Reply
+                 end
+         end).
 
 %% @doc The partition a key belongs to.
 -spec partition_of(term()) -> non_neg_integer() | {error, term()}.

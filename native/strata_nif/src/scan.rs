@@ -31,6 +31,7 @@ struct PageReq<'a> {
     reverse: bool,
     limit: usize,
     partition: Option<u16>,
+    keys: bool,
 }
 
 fn do_scan<'a>(
@@ -52,8 +53,11 @@ fn do_scan<'a>(
         )?;
         let mut items = Vec::with_capacity(page.items.len());
         for (k, v) in &page.items {
-            let key = decode_value(env, &keycodec::decode(k)?)?;
-            items.push((key, decode_value(env, v)?));
+            let value = decode_value(env, v)?;
+            items.push(match req.keys {
+                true => (decode_value(env, &keycodec::decode(k)?)?, value).encode(env),
+                false => value,
+            });
         }
         let next = match page.next {
             Some(k) => {
@@ -69,9 +73,10 @@ fn do_scan<'a>(
     answer(env, out)
 }
 
-/// One page of a scan over a snapshot: `{ok, [{Key, Value}], Next}`, Next being `done` or a
-/// binary to pass back as the bound `{after, Next}` (`{before, Next}` when reversed); or
-/// `would_block`. Bounds are `unbounded | {incl, Key} | {excl, Key} | {after | before, Bin}`.
+/// One page of a scan over a snapshot: `{ok, [{Key, Value}], Next}` (`[Value]` when `keys`
+/// is false), Next being `done` or a binary to pass back as the bound `{after, Next}`
+/// (`{before, Next}` when reversed); or `would_block`. Bounds are
+/// `unbounded | {incl, Key} | {excl, Key} | {after | before, Bin}`.
 #[rustler::nif]
 #[allow(clippy::too_many_arguments)]
 fn scan<'a>(
@@ -83,6 +88,7 @@ fn scan<'a>(
     reverse: bool,
     limit: usize,
     partition: Term<'a>,
+    keys: bool,
 ) -> Term<'a> {
     let partition = partition.decode().ok();
     let req = PageReq {
@@ -91,11 +97,12 @@ fn scan<'a>(
         reverse,
         limit,
         partition,
+        keys,
     };
     do_scan(env, &res, &snap, req, false)
 }
 
-/// `scan/8` on a dirty IO scheduler.
+/// `scan/9` on a dirty IO scheduler.
 #[rustler::nif(schedule = "DirtyIo")]
 #[allow(clippy::too_many_arguments)]
 fn scan_dirty<'a>(
@@ -107,6 +114,7 @@ fn scan_dirty<'a>(
     reverse: bool,
     limit: usize,
     partition: Term<'a>,
+    keys: bool,
 ) -> Term<'a> {
     let partition = partition.decode().ok();
     let req = PageReq {
@@ -115,6 +123,7 @@ fn scan_dirty<'a>(
         reverse,
         limit,
         partition,
+        keys,
     };
     do_scan(env, &res, &snap, req, true)
 }
