@@ -23,9 +23,7 @@
 
 -type opts() :: #{timeout => timeout(), durability => async | sync,
                   retries => non_neg_integer()}.
--opaque scan_cont() :: {strata_scan, strata_store:snapshot(), strata_nif:bound(),
-                        strata_nif:bound(), boolean(), pos_integer(),
-                        non_neg_integer() | undefined, boolean()}.
+-opaque scan_cont() :: {strata_scan, strata_store:snapshot(), strata_nif:page()}.
 -type error() :: {error, term()}.
 
 -define(DEFAULT_TIMEOUT, 5000).
@@ -214,7 +212,7 @@ scan(From, To, Opts) when is_map(Opts) ->
             Hi = case To of '$max' -> unbounded; _ -> {excl, To} end,
             case strata_store:snapshot() of
                 {ok, Snap} ->
-                    page({strata_scan, Snap, Lo, Hi, Reverse, Limit, tag_partition(From, To), Keys});
+                    page({strata_scan, Snap, {Lo, Hi, Reverse, Limit, tag_partition(From, To), Keys}});
                 {error, _} = Error -> Error
             end
     end;
@@ -223,7 +221,7 @@ scan(_From, _To, Opts) ->
 
 %% @doc The next page of a scan.
 -spec scan(scan_cont()) -> {ok, [{term(), term()}] | [term()], scan_cont() | done} | error().
-scan({strata_scan, _, _, _, _, _, _, _} = Cont) ->
+scan({strata_scan, _, {_, _, _, _, _, _}} = Cont) ->
     page(Cont);
 scan(Other) ->
     {error, {bad_continuation, Other}}.
@@ -232,20 +230,20 @@ scan(Other) ->
 %% that runs to `done' needs no call; an abandoned one holds its snapshot until the process
 %% that started it exits (which matters in port mode, where a store has at most 4096 open).
 -spec scan_close(scan_cont() | done) -> ok.
-scan_close({strata_scan, Snap, _, _, _, _, _, _}) ->
+scan_close({strata_scan, Snap, _}) ->
     strata_store:release(Snap);
 scan_close(done) ->
     ok.
 
-page({strata_scan, Snap, Lo, Hi, Reverse, Limit, Partition, Keys} = Cont) ->
-    case strata_store:scan(Snap, Lo, Hi, Reverse, Limit, Partition, Keys) of
+page({strata_scan, Snap, {_, _, Reverse, _, _, _} = Page}) ->
+    case strata_store:scan(Snap, Page) of
         {ok, Items, done} ->
             strata_store:release(Snap),
             {ok, Items, done};
         {ok, Items, Last} when Reverse ->
-            {ok, Items, setelement(4, Cont, {before, Last})};
+            {ok, Items, {strata_scan, Snap, setelement(2, Page, {before, Last})}};
         {ok, Items, Last} ->
-            {ok, Items, setelement(3, Cont, {'after', Last})};
+            {ok, Items, {strata_scan, Snap, setelement(1, Page, {'after', Last})}};
         {error, _} = Error ->
             Error
     end.

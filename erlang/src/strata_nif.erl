@@ -9,8 +9,8 @@
 
 -export([open/2, close/1, partition_of/2, info/1,
          get/2, get_dirty/2, get_versioned/3, get_versioned_dirty/3, snapshot/1,
-         put/4, put_dirty/3, delete/3, delete_dirty/2, commit/4, commit_dirty/3, commit_sync/4, commit_sync_dirty/4,
-         scan/8, scan_dirty/8,
+         put/3, put_dirty/3, delete/2, delete_dirty/2, commit/3, commit_dirty/3, commit_sync/4, commit_sync_dirty/4,
+         scan/3, scan_dirty/3,
          log_since/4, last_seq/2, truncate_log/2, backup/2,
          encode_key/1, decode_key/1,
          meta_get/2, meta_put/3,
@@ -18,12 +18,15 @@
 
 -on_load(load/0).
 
--export_type([store/0, snapshot/0, bound/0, write/0]).
+-export_type([store/0, snapshot/0, bound/0, write/0, page/0]).
 
 -type store() :: reference().
 -type snapshot() :: reference().
 -type bound() :: unbounded | {incl, term()} | {excl, term()} | {'after' | before, binary()}.
 -type write() :: {put, term(), term()} | {delete, term()}.
+%% One scan page: bounds, direction, limit, the partition to read (or all), keys or values only.
+-type page() :: {bound(), bound(), boolean(), non_neg_integer(), non_neg_integer() | undefined,
+                 boolean()}.
 -type error() :: {error, term()}.
 
 -define(NOT_LOADED, erlang:nif_error({not_loaded, ?MODULE})).
@@ -75,31 +78,31 @@ get_versioned_dirty(_Store, _Snap, _Key) -> ?NOT_LOADED.
 -spec snapshot(store()) -> snapshot() | error().
 snapshot(_Store) -> ?NOT_LOADED.
 
-%% @doc Stores one value (async durability), without waiting: `ok' when done, `queued' when
-%% another write was in progress and the writer thread will apply it and send
+%% @doc Stores one value (async durability), without waiting: `ok' when done, `{queued, Tag}'
+%% when another write was in progress and the writer thread will apply it and send
 %% `{strata_commit, Tag, ok | {error, Reason}}'.
--spec put(store(), term(), term(), term()) -> ok | queued | would_block | error().
-put(_Store, _Key, _Value, _Tag) -> ?NOT_LOADED.
+-spec put(store(), term(), term()) -> ok | {queued, reference()} | would_block | error().
+put(_Store, _Key, _Value) -> ?NOT_LOADED.
 
-%% @doc {@link put/4} in the caller, waiting for its turn, locks and write stalls.
+%% @doc {@link put/3} in the caller, waiting for its turn, locks and write stalls.
 -spec put_dirty(store(), term(), term()) -> ok | error().
 put_dirty(_Store, _Key, _Value) -> ?NOT_LOADED.
 
-%% @doc Deletes one key (async durability), without waiting; as {@link put/4}.
--spec delete(store(), term(), term()) -> ok | queued | would_block | error().
-delete(_Store, _Key, _Tag) -> ?NOT_LOADED.
+%% @doc Deletes one key (async durability), without waiting; as {@link put/3}.
+-spec delete(store(), term()) -> ok | {queued, reference()} | would_block | error().
+delete(_Store, _Key) -> ?NOT_LOADED.
 
-%% @doc {@link delete/3} in the caller, waiting for its turn, locks and write stalls.
+%% @doc {@link delete/2} in the caller, waiting for its turn, locks and write stalls.
 -spec delete_dirty(store(), term()) -> ok | error().
 delete_dirty(_Store, _Key) -> ?NOT_LOADED.
 
 %% @doc Validates read versions and applies writes atomically (async durability), without
-%% waiting; as {@link put/4}.
--spec commit(store(), [{term(), non_neg_integer()}], [write()], term()) ->
-          ok | queued | would_block | error().
-commit(_Store, _Reads, _Writes, _Tag) -> ?NOT_LOADED.
+%% waiting; as {@link put/3}.
+-spec commit(store(), [{term(), non_neg_integer()}], [write()]) ->
+          ok | {queued, reference()} | would_block | error().
+commit(_Store, _Reads, _Writes) -> ?NOT_LOADED.
 
-%% @doc {@link commit/4} in the caller, waiting for its turn, locks and write stalls.
+%% @doc {@link commit/3} in the caller, waiting for its turn, locks and write stalls.
 -spec commit_dirty(store(), [{term(), non_neg_integer()}], [write()]) -> ok | error().
 commit_dirty(_Store, _Reads, _Writes) -> ?NOT_LOADED.
 
@@ -115,17 +118,15 @@ commit_sync(_Store, _Reads, _Writes, _Tag) -> ?NOT_LOADED.
 commit_sync_dirty(_Store, _Reads, _Writes, _Tag) -> ?NOT_LOADED.
 
 %% @doc One page of a scan over a snapshot, from memory only: `{Key, Value}' items, or only
-%% the values when `Keys' is false (the keys are then not decoded at all).
--spec scan(store(), snapshot(), bound(), bound(), boolean(), non_neg_integer(),
-           non_neg_integer() | undefined, boolean()) ->
+%% the values when the request's `Keys' is false (the keys are then not decoded at all).
+-spec scan(store(), snapshot(), page()) ->
           {ok, [{term(), term()}] | [term()], done | binary()} | would_block | error().
-scan(_Store, _Snap, _Lo, _Hi, _Reverse, _Limit, _Partition, _Keys) -> ?NOT_LOADED.
+scan(_Store, _Snap, _Page) -> ?NOT_LOADED.
 
 %% @doc One page of a scan over a snapshot, from disk if needed.
--spec scan_dirty(store(), snapshot(), bound(), bound(), boolean(), non_neg_integer(),
-                 non_neg_integer() | undefined, boolean()) ->
+-spec scan_dirty(store(), snapshot(), page()) ->
           {ok, [{term(), term()}] | [term()], done | binary()} | error().
-scan_dirty(_Store, _Snap, _Lo, _Hi, _Reverse, _Limit, _Partition, _Keys) -> ?NOT_LOADED.
+scan_dirty(_Store, _Snap, _Page) -> ?NOT_LOADED.
 
 %% @doc Up to `Limit' commit-log entries of a partition after sequence `After'.
 -spec log_since(store(), non_neg_integer(), non_neg_integer(), non_neg_integer()) ->

@@ -20,7 +20,7 @@
 -behaviour(gen_server).
 
 -export([start_link/1, handle/0, config/0, engine/0]).
--export([get/1, put/4, delete/3, get_versioned/2, snapshot/0, release/1, commit/4, scan/7,
+-export([get/1, put/4, delete/3, get_versioned/2, snapshot/0, release/1, commit/4, scan/2,
          partition_of/1, log_since/3, last_seq/1, backup/1, info/0, meta_get/1, meta_put/2]).
 -export([publish/3, unpublish/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
@@ -108,10 +108,8 @@ get(Key) ->
 put(Key, Value, async, Timeout) ->
     case persistent_term:get(?HANDLE, undefined) of
         {nif, S, _} ->
-            Tag = make_ref(),
-            case strata_nif:put(S, Key, Value, Tag) of
-                ok -> ok;
-                queued -> await(Tag, Timeout);
+            case strata_nif:put(S, Key, Value) of
+                {queued, Tag} -> await(Tag, Timeout);
                 would_block -> strata_nif:put_dirty(S, Key, Value);
                 Reply -> Reply
             end;
@@ -127,9 +125,8 @@ put(Key, Value, sync, Timeout) ->
 -spec delete(term(), durability(), timeout()) -> ok | {error, term()}.
 delete(Key, async, Timeout) ->
     with(fun(S) ->
-                 Tag = make_ref(),
-                 case strata_nif:delete(S, Key, Tag) of
-                     queued -> await(Tag, Timeout);
+                 case strata_nif:delete(S, Key) of
+                     {queued, Tag} -> await(Tag, Timeout);
                      would_block -> strata_nif:delete_dirty(S, Key);
                      Reply -> Reply
                  end
@@ -176,17 +173,15 @@ release(Snap) ->
 %% A sync commit waits at most `Timeout' ms for its fsync, and an async one that another
 %% commit made wait for the writer thread at most `Timeout' ms for its turn; `{error,
 %% timeout}' means its outcome is unknown. With the NIF the late outcome then arrives in the
-%% caller's mailbox as
-%% `{strata_commit, Tag, Result}' (the engine cannot know the caller stopped waiting); with
-%% the port it is dropped. In port mode `{error, engine_down}' also means the outcome is
-%% unknown: the port died while the commit was in flight.
+%% caller's mailbox as `{strata_commit, Tag, Result}' (the engine cannot know the caller
+%% stopped waiting); with the port it is dropped. In port mode `{error, engine_down}' also
+%% means the outcome is unknown: the port died while the commit was in flight.
 -spec commit([{term(), non_neg_integer()}], [strata_nif:write()], durability(), timeout()) ->
           ok | {error, term()}.
 commit(Reads, Writes, async, Timeout) ->
     with(fun(S) ->
-                 Tag = make_ref(),
-                 Reply = case strata_nif:commit(S, Reads, Writes, Tag) of
-                             queued -> await(Tag, Timeout);
+                 Reply = case strata_nif:commit(S, Reads, Writes) of
+                             {queued, Tag} -> await(Tag, Timeout);
                              would_block -> strata_nif:commit_dirty(S, Reads, Writes);
                              R -> R
                          end,
@@ -222,16 +217,13 @@ conflict_keys(Reply, _Reads) ->
 
 %% @doc One page of a scan over a snapshot: `{Key, Value}' items, or with `Keys' false only
 %% the values (the NIF then skips decoding the keys).
--spec scan(snapshot(), strata_nif:bound(), strata_nif:bound(), boolean(),
-           non_neg_integer(), non_neg_integer() | undefined, boolean()) ->
+-spec scan(snapshot(), strata_nif:page()) ->
           {ok, [{term(), term()}] | [term()], done | binary()} | {error, term()}.
-scan(Snap, Lo, Hi, Reverse, Limit, Partition, Keys) ->
+scan(Snap, {Lo, Hi, Reverse, Limit, Partition, Keys} = Page) ->
     with(fun(S) ->
-                 case strata_nif:scan(S, Snap, Lo, Hi, Reverse, Limit, Partition, Keys) of
-                     would_block ->
-                         strata_nif:scan_dirty(S, Snap, Lo, Hi, Reverse, Limit, Partition, Keys);
-                     Reply ->
-                         Reply
+                 case strata_nif:scan(S, Snap, Page) of
+                     would_block -> strata_nif:scan_dirty(S, Snap, Page);
+                     Reply -> Reply
                  end
          end,
          fun(P) ->

@@ -24,13 +24,14 @@ fn decode_bound(b: Term) -> Result<Bound, Error> {
     }
 }
 
-/// What one scan page asks for.
+/// What one scan page asks for: `{Lo, Hi, Reverse, Limit, Partition | undefined, Keys}`.
+#[derive(rustler::NifTuple)]
 struct PageReq<'a> {
     lo: Term<'a>,
     hi: Term<'a>,
     reverse: bool,
     limit: usize,
-    partition: Option<u16>,
+    partition: Term<'a>,
     keys: bool,
 }
 
@@ -48,7 +49,7 @@ fn do_scan<'a>(
             &decode_bound(req.hi)?,
             req.reverse,
             req.limit,
-            req.partition,
+            req.partition.decode().ok(),
             blocking,
         )?;
         let mut items = Vec::with_capacity(page.items.len());
@@ -73,57 +74,27 @@ fn do_scan<'a>(
     answer(env, out)
 }
 
-/// One page of a scan over a snapshot: `{ok, [{Key, Value}], Next}` (`[Value]` when `keys`
-/// is false), Next being `done` or a binary to pass back as the bound `{after, Next}`
-/// (`{before, Next}` when reversed); or `would_block`. Bounds are
+/// One page of a scan over a snapshot: `{ok, [{Key, Value}], Next}` (`[Value]` when the
+/// request's `Keys` is false), Next being `done` or a binary to pass back as the bound
+/// `{after, Next}` (`{before, Next}` when reversed); or `would_block`. Bounds are
 /// `unbounded | {incl, Key} | {excl, Key} | {after | before, Bin}`.
 #[rustler::nif]
-#[allow(clippy::too_many_arguments)]
 fn scan<'a>(
     env: Env<'a>,
     res: ResourceArc<StoreRes>,
     snap: ResourceArc<SnapRes>,
-    lo: Term<'a>,
-    hi: Term<'a>,
-    reverse: bool,
-    limit: usize,
-    partition: Term<'a>,
-    keys: bool,
+    req: PageReq<'a>,
 ) -> Term<'a> {
-    let partition = partition.decode().ok();
-    let req = PageReq {
-        lo,
-        hi,
-        reverse,
-        limit,
-        partition,
-        keys,
-    };
     do_scan(env, &res, &snap, req, false)
 }
 
-/// `scan/9` on a dirty IO scheduler.
+/// `scan/3` on a dirty IO scheduler.
 #[rustler::nif(schedule = "DirtyIo")]
-#[allow(clippy::too_many_arguments)]
 fn scan_dirty<'a>(
     env: Env<'a>,
     res: ResourceArc<StoreRes>,
     snap: ResourceArc<SnapRes>,
-    lo: Term<'a>,
-    hi: Term<'a>,
-    reverse: bool,
-    limit: usize,
-    partition: Term<'a>,
-    keys: bool,
+    req: PageReq<'a>,
 ) -> Term<'a> {
-    let partition = partition.decode().ok();
-    let req = PageReq {
-        lo,
-        hi,
-        reverse,
-        limit,
-        partition,
-        keys,
-    };
     do_scan(env, &res, &snap, req, true)
 }

@@ -22,18 +22,23 @@ fn reply_to<'a>(env: Env<'a>, tag: Term<'a>) -> CommitReply {
     })
 }
 
-/// Applies an async commit: `ok` when done inline, `queued` when the writer thread will reply
-/// with `tag`; on a dirty scheduler (`tag` none) always inline, waiting for its turn.
-fn apply<'a>(env: Env<'a>, s: &Store, c: Commit, tag: Option<Term<'a>>) -> Result<Atom, Error> {
-    match tag {
-        None => s.commit(&c, true).map(|()| atoms::ok()),
-        Some(tag) => s
-            .commit_or_queue(c, || reply_to(env, tag))
-            .map(|applied| match applied {
-                Applied::Inline => atoms::ok(),
-                Applied::Queued => atoms::queued(),
-            }),
+/// Applies an async commit: `ok` when done inline, or `{queued, Tag}` when the writer thread
+/// will reply with a new reference `Tag`; on a dirty scheduler (`blocking`) always inline,
+/// waiting for its turn.
+fn apply<'a>(env: Env<'a>, s: &Store, c: Commit, blocking: bool) -> Result<Term<'a>, Error> {
+    if blocking {
+        return s.commit(&c, true).map(|()| atoms::ok().encode(env));
     }
+    let mut tag = None;
+    let applied = s.commit_or_queue(c, || {
+        let r: Term = *env.make_ref();
+        tag = Some(r);
+        reply_to(env, r)
+    })?;
+    Ok(match (applied, tag) {
+        (Applied::Queued, Some(tag)) => (atoms::queued(), tag).encode(env),
+        _ => atoms::ok().encode(env),
+    })
 }
 
 /// Builds a commit from `[{Key, Version}]` and `[{put, Key, Value} | {delete, Key}]`.
@@ -70,7 +75,7 @@ fn do_write<'a>(
     res: &StoreRes,
     key: Term<'a>,
     value: Option<Term<'a>>,
-    tag: Option<Term<'a>>,
+    blocking: bool,
 ) -> Term<'a> {
     let out = with_store(res, |s| {
         let k = data_key(s, key)?;
@@ -82,23 +87,17 @@ fn do_write<'a>(
             reads: Vec::new(),
             writes: vec![write],
         };
-        apply(env, s, c, tag)
+        apply(env, s, c, blocking)
     });
     consumed(env, 1);
     answer(env, out)
 }
 
-/// Stores one value with async durability: `ok` | `queued` (the outcome arrives as
+/// Stores one value with async durability: `ok` | `{queued, Tag}` (the outcome arrives as
 /// `{strata_commit, Tag, ok | {error, Reason}}`) | `would_block` | `{error, Reason}`.
 #[rustler::nif]
-fn put<'a>(
-    env: Env<'a>,
-    res: ResourceArc<StoreRes>,
-    key: Term<'a>,
-    value: Term<'a>,
-    tag: Term<'a>,
-) -> Term<'a> {
-    do_write(env, &res, key, Some(value), Some(tag))
+fn put<'a>(env: Env<'a>, res: ResourceArc<StoreRes>, key: Term<'a>, value: Term<'a>) -> Term<'a> {
+    do_write(env, &res, key, Some(value), false)
 }
 
 /// `put/3` on a dirty IO scheduler.
@@ -109,19 +108,19 @@ fn put_dirty<'a>(
     key: Term<'a>,
     value: Term<'a>,
 ) -> Term<'a> {
-    do_write(env, &res, key, Some(value), None)
+    do_write(env, &res, key, Some(value), true)
 }
 
-/// Deletes one key with async durability: as `put/4`.
+/// Deletes one key with async durability: as `put/3`.
 #[rustler::nif]
-fn delete<'a>(env: Env<'a>, res: ResourceArc<StoreRes>, key: Term<'a>, tag: Term<'a>) -> Term<'a> {
-    do_write(env, &res, key, None, Some(tag))
+fn delete<'a>(env: Env<'a>, res: ResourceArc<StoreRes>, key: Term<'a>) -> Term<'a> {
+    do_write(env, &res, key, None, false)
 }
 
 /// `delete/2` on a dirty IO scheduler.
 #[rustler::nif(schedule = "DirtyIo")]
 fn delete_dirty<'a>(env: Env<'a>, res: ResourceArc<StoreRes>, key: Term<'a>) -> Term<'a> {
-    do_write(env, &res, key, None, None)
+    do_write(env, &res, key, None, true)
 }
 
 fn do_commit<'a>(
@@ -129,16 +128,18 @@ fn do_commit<'a>(
     res: &StoreRes,
     reads: Vec<(Term<'a>, u64)>,
     writes: Vec<Term<'a>>,
-    tag: Option<Term<'a>>,
+    blocking: bool,
 ) -> Term<'a> {
     let units = reads.len() + writes.len();
-    let out = with_store(res, |s| apply(env, s, build_commit(s, reads, writes)?, tag));
+    let out = with_store(res, |s| {
+        apply(env, s, build_commit(s, reads, writes)?, blocking)
+    });
     consumed(env, units);
     answer(env, out)
 }
 
 /// Applies a commit of `[{Key, Version}]` reads and `[{put, K, V} | {delete, K}]` writes
-/// with async durability: as `put/4`; a failed validation is
+/// with async durability: as `put/3`; a failed validation is
 /// `{error, {conflict, [ReadIndex]}}`.
 #[rustler::nif]
 fn commit<'a>(
@@ -146,9 +147,8 @@ fn commit<'a>(
     res: ResourceArc<StoreRes>,
     reads: Vec<(Term<'a>, u64)>,
     writes: Vec<Term<'a>>,
-    tag: Term<'a>,
 ) -> Term<'a> {
-    do_commit(env, &res, reads, writes, Some(tag))
+    do_commit(env, &res, reads, writes, false)
 }
 
 /// `commit/3` on a dirty IO scheduler: waits for locks and stalls instead of declining.
@@ -159,7 +159,7 @@ fn commit_dirty<'a>(
     reads: Vec<(Term<'a>, u64)>,
     writes: Vec<Term<'a>>,
 ) -> Term<'a> {
-    do_commit(env, &res, reads, writes, None)
+    do_commit(env, &res, reads, writes, true)
 }
 
 fn do_commit_sync<'a>(

@@ -45,50 +45,27 @@ fn get_len(k: &[u8], pos: usize) -> Result<(u64, usize), Error> {
     ))
 }
 
-/// The position after escaped bytes, as `unescape_into` finds it, without copying them.
-fn skip_escaped(k: &[u8], mut pos: usize) -> Result<usize, Error> {
-    loop {
-        match at(k, pos)? {
-            0 => match at(k, pos + 1)? {
-                0xFF => pos += 2,
-                0x02 => return Ok(pos + 2),
-                0x03 => {
-                    at(k, pos + 2)?;
-                    return Ok(pos + 3);
-                }
-                _ => return Err(corrupt()),
-            },
-            _ if at(k, pos + 1).ok() == Some(0) && at(k, pos + 2).ok() == Some(1) => {
-                at(k, pos + 3)?;
-                return Ok(pos + 4);
-            }
-            _ => pos += 1,
-        }
-    }
-}
-
-/// Reads escaped bytes up to their terminator, appending them to `out`; returns (partial bits,
-/// position after).
-fn unescape_into(k: &[u8], mut pos: usize, out: &mut Vec<u8>) -> Result<(u8, usize), Error> {
+/// Walks escaped bytes up to their terminator, handing each byte to `byte`; returns (partial
+/// bits, position after).
+fn unescape(k: &[u8], mut pos: usize, mut byte: impl FnMut(u8)) -> Result<(u8, usize), Error> {
     loop {
         let c = at(k, pos)?;
         if c != 0 {
+            byte(c);
             if at(k, pos + 1).ok() == Some(0) && at(k, pos + 2).ok() == Some(1) {
-                out.push(c);
                 return Ok((at(k, pos + 3)?, pos + 4));
             }
-            out.push(c);
             pos += 1;
             continue;
         }
         match at(k, pos + 1)? {
             0xFF => {
-                out.push(0);
+                byte(0);
                 pos += 2;
             }
             0x02 => return Ok((8, pos + 2)),
             0x03 => {
-                out.push(0);
+                byte(0);
                 return Ok((at(k, pos + 2)?, pos + 3));
             }
             _ => return Err(corrupt()),
@@ -96,71 +73,14 @@ fn unescape_into(k: &[u8], mut pos: usize, out: &mut Vec<u8>) -> Result<(u8, usi
     }
 }
 
-/// The position after a number body, as `number_body` finds it, without decoding it.
-fn skip_number(k: &[u8], pos: usize, negative: bool) -> Result<usize, Error> {
-    let flip = |c: u8| if negative { !c } else { c };
-    let n = flip(at(k, pos)?) as usize;
-    if n == 0 || n > 8 {
-        return Err(corrupt());
-    }
-    at(k, pos + n)?;
-    let mut q = pos + 1 + n;
-    loop {
-        let c = flip(at(k, q)?);
-        q += 1;
-        if c == 0 {
-            return Ok(q);
-        }
-        if c & 0x80 == 0 {
-            return Err(corrupt());
-        }
-    }
+/// Reads escaped bytes up to their terminator, appending them to `out`; returns (partial bits,
+/// position after).
+fn unescape_into(k: &[u8], pos: usize, out: &mut Vec<u8>) -> Result<(u8, usize), Error> {
+    unescape(k, pos, |c| out.push(c))
 }
 
-/// The magnitude of an integer whose number body (after its tag) fits in 63 bits, and the
-/// position after the body; `None` for any other body, which `number_body` then reads.
-fn small_integer(k: &[u8], pos: usize, negative: bool) -> Option<(u64, usize)> {
-    let flip = |c: u8| if negative { !c } else { c };
-    let n = flip(*k.get(pos)?) as usize;
-    if n == 0 || n > 8 {
-        return None;
-    }
-    let mut biased = 0u64;
-    for i in 0..n {
-        biased = (biased << 8) | flip(*k.get(pos + 1 + i)?) as u64;
-    }
-    let e = (biased as i64).checked_sub(EXP_BIAS)?;
-    if !(0..63).contains(&e) {
-        return None;
-    }
-    let e = e as u32;
-    let mut v = 1u64 << e;
-    let mut q = pos + 1 + n;
-    let mut i = 0u32;
-    loop {
-        let c = flip(*k.get(q)?);
-        q += 1;
-        if c == 0 {
-            return Some((v, q));
-        }
-        if c & 0x80 == 0 {
-            return None;
-        }
-        for j in (0..7).rev() {
-            if (c >> j) & 1 == 1 {
-                // Bit i (from the top, after the leading one) weighs 2^(e - 1 - i).
-                if i >= e {
-                    return None;
-                }
-                v |= 1 << (e - 1 - i);
-            }
-            i += 1;
-        }
-    }
-}
-
-/// Reads a number body (after its tag): exponent and mantissa bits.
-fn number_body(k: &[u8], pos: usize, negative: bool) -> Result<(i64, Vec<u8>, usize), Error> {
+/// Reads a number body's exponent (after its tag); returns it and the mantissa's position.
+fn exponent(k: &[u8], pos: usize, negative: bool) -> Result<(i64, usize), Error> {
     let flip = |c: u8| if negative { !c } else { c };
     let n = flip(at(k, pos)?) as usize;
     if n == 0 || n > 8 {
@@ -170,25 +90,62 @@ fn number_body(k: &[u8], pos: usize, negative: bool) -> Result<(i64, Vec<u8>, us
     for i in 0..n {
         biased = (biased << 8) | flip(at(k, pos + 1 + i)?) as u64;
     }
-    let mut q = pos + 1 + n;
-    let mut bits = Vec::new();
+    Ok(((biased as i64).wrapping_sub(EXP_BIAS), pos + 1 + n))
+}
+
+/// Walks a mantissa, handing each bit to `bit`, top bit first; returns the position after it.
+fn mantissa(
+    k: &[u8],
+    mut pos: usize,
+    negative: bool,
+    mut bit: impl FnMut(u8),
+) -> Result<usize, Error> {
+    let flip = |c: u8| if negative { !c } else { c };
     loop {
-        let c = flip(at(k, q)?);
-        q += 1;
+        let c = flip(at(k, pos)?);
+        pos += 1;
         if c == 0 {
-            break;
+            return Ok(pos);
         }
         if c & 0x80 == 0 {
             return Err(corrupt());
         }
         for j in (0..7).rev() {
-            bits.push((c >> j) & 1);
+            bit((c >> j) & 1);
         }
     }
+}
+
+/// Reads a number body: exponent and mantissa bits (without trailing zeros).
+fn number_body(k: &[u8], pos: usize, negative: bool) -> Result<(i64, Vec<u8>, usize), Error> {
+    let (e, q) = exponent(k, pos, negative)?;
+    let mut bits = Vec::new();
+    let q = mantissa(k, q, negative, |b| bits.push(b))?;
     while bits.last() == Some(&0) {
         bits.pop();
     }
-    Ok((biased as i64 - EXP_BIAS, bits, q))
+    Ok((e, bits, q))
+}
+
+/// Reads a number body that is an integer of at most 63 bits of magnitude: `Some((magnitude,
+/// position after))`, or `None` for any other body (which `number_body` then reads).
+fn small_integer(k: &[u8], pos: usize, negative: bool) -> Result<Option<(u64, usize)>, Error> {
+    let (e, q) = exponent(k, pos, negative)?;
+    if !(0..63).contains(&e) {
+        return Ok(None);
+    }
+    let (mut v, mut i, mut fits) = (1u64 << e, 0, true);
+    let q = mantissa(k, q, negative, |b| {
+        // Bit i (from the top, after the leading one) weighs 2^(e - 1 - i).
+        if b == 1 {
+            match e - 1 - i {
+                w if w >= 0 => v |= 1 << w,
+                _ => fits = false,
+            }
+        }
+        i += 1;
+    })?;
+    Ok(fits.then_some((v, q)))
 }
 
 impl Decoder<'_> {
@@ -200,11 +157,12 @@ impl Decoder<'_> {
         let p = pos + 1;
         Ok(match tag {
             T_NUM_NEG | T_NUM_POS | T_FLT_NEG | T_FLT_POS => {
-                skip_number(k, p, tag == T_NUM_NEG || tag == T_FLT_NEG)?
+                let negative = tag == T_NUM_NEG || tag == T_FLT_NEG;
+                mantissa(k, exponent(k, p, negative)?.1, negative, |_| {})?
             }
             T_NUM_ZERO => p,
             T_FLT_ZERO if exact => p + 1,
-            T_ATOM | T_BITS | T_REF | T_FUN | T_PORT | T_PID => skip_escaped(k, p)?,
+            T_ATOM | T_BITS | T_REF | T_FUN | T_PORT | T_PID => unescape(k, p, |_| {})?.1,
             T_TUPLE => {
                 let (n, mut q) = get_len(k, p)?;
                 for _ in 0..n {
@@ -270,25 +228,18 @@ impl Decoder<'_> {
             }
             T_NUM_NEG | T_NUM_POS | T_FLT_NEG | T_FLT_POS => {
                 let negative = tag == T_NUM_NEG || tag == T_FLT_NEG;
-                let trailer = self.next_trailer;
-                if let Some((v, q)) = small_integer(k, p, negative) {
-                    let is_float = if exact {
-                        tag == T_FLT_NEG || tag == T_FLT_POS
-                    } else {
-                        self.next_mark()? == TR_FLOAT
-                    };
-                    if !is_float {
-                        put_small_integer(out, if negative { -(v as i64) } else { v as i64 });
-                        return Ok(q);
-                    }
-                    self.next_trailer = trailer;
-                }
-                let (e, bits, q) = number_body(k, p, negative)?;
                 let is_float = if exact {
                     tag == T_FLT_NEG || tag == T_FLT_POS
                 } else {
                     self.next_mark()? == TR_FLOAT
                 };
+                if !is_float {
+                    if let Some((v, q)) = small_integer(k, p, negative)? {
+                        put_small_integer(out, if negative { -(v as i64) } else { v as i64 });
+                        return Ok(q);
+                    }
+                }
+                let (e, bits, q) = number_body(k, p, negative)?;
                 if is_float {
                     put_float(out, float_from(negative, e, &bits)?);
                 } else {
