@@ -213,14 +213,16 @@ fn concurrent_validated_increments_are_exact() {
                     let r = match t % 3 {
                         0 => s.commit(&c, true),
                         1 => sync_commit(&s, c),
-                        _ => match queue_commit(&s, c) {
-                            (crate::Applied::Inline, _) => Ok(()),
-                            (crate::Applied::Queued, rx) => rx.recv().unwrap(),
+                        _ => match try_queue_commit(&s, c) {
+                            Ok((crate::Applied::Inline, _)) => Ok(()),
+                            Ok((crate::Applied::Queued, rx)) => rx.recv().unwrap(),
+                            Err(e) => Err(e),
                         },
                     };
                     match r {
                         Ok(()) => done += 1,
-                        Err(Error::Conflict(_)) => {}
+                        // Nothing was written: read again and retry.
+                        Err(Error::Conflict(_) | Error::WouldBlock) => {}
                         Err(e) => panic!("{e}"),
                     }
                 }
@@ -316,13 +318,19 @@ fn non_blocking_paths_decline_instead_of_waiting() {
     assert_eq!(get(&s, "held").1.as_deref(), Some(&b"w"[..]));
 }
 
-/// Queues an async commit and returns where it went and a receiver of its outcome.
-fn queue_commit(s: &Store, c: Commit) -> (crate::Applied, mpsc::Receiver<Result<(), Error>>) {
+type Outcome = mpsc::Receiver<Result<(), Error>>;
+
+/// Applies or queues an async commit. An inline commit's outcome is the result itself; a
+/// queued one's arrives on the receiver.
+fn try_queue_commit(s: &Store, c: Commit) -> Result<(crate::Applied, Outcome), Error> {
     let (tx, rx) = mpsc::channel();
-    let applied = s
-        .commit_or_queue(c, move || Box::new(move |r| tx.send(r).unwrap()))
-        .unwrap();
-    (applied, rx)
+    let applied = s.commit_or_queue(c, move || Box::new(move |r| tx.send(r).unwrap()))?;
+    Ok((applied, rx))
+}
+
+/// As `try_queue_commit`, for commits that cannot fail inline.
+fn queue_commit(s: &Store, c: Commit) -> (crate::Applied, Outcome) {
+    try_queue_commit(s, c).unwrap()
 }
 
 #[test]
