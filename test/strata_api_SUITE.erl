@@ -18,7 +18,8 @@ groups() ->
            stale_transaction_aborts_lost_update, read_missing_then_created_aborts,
            transaction_reads_own_writes, transaction_exception_writes_nothing,
            transaction_abort_and_retries, concurrent_increments_exact,
-           concurrent_transfers_keep_total, scan_pages_in_term_order, scan_reverse_and_tags],
+           concurrent_transfers_keep_total, scan_pages_in_term_order, scan_reverse_and_tags,
+           scan_in_transaction_reads_its_snapshot],
     Engine = [{group, async}, {group, sync}, {group, node}],
     [{nif, [], Engine}, {port, [], Engine},
      {async, [], Api}, {sync, [], Api},
@@ -391,6 +392,30 @@ scan_pages_in_term_order(_Config) ->
     Rest = scan_rest(Cont, []),
     ?assertEqual(tl(Expected), Rest),
     ?assertEqual({ok, [], done}, strata:scan(5, 5, #{})).
+
+%% A scan inside a transaction agrees with the transaction's reads: a write another process
+%% commits meanwhile is not seen, on the first page or later ones.
+scan_in_transaction_reads_its_snapshot(_Config) ->
+    K = fun(I) -> {scan_tx, I} end,
+    [ok = strata:put(K(I), I) || I <- [1, 2, 3]],
+    Self = self(),
+    {ok, Seen} =
+        strata:transaction(
+          fun() ->
+                  {ok, 1} = strata:get(K(1)),
+                  {_, Ref} = spawn_monitor(fun() ->
+                                                   ok = strata:put(K(4), 4),
+                                                   ok = strata:delete(K(2)),
+                                                   Self ! written
+                                           end),
+                  receive written -> ok end,
+                  receive {'DOWN', Ref, _, _, normal} -> ok end,
+                  ok = strata:put(K(5), own),
+                  {ok, [First], Cont} = strata:scan(K(0), K(9), #{limit => 1}),
+                  [First | scan_rest(Cont, [])]
+          end),
+    ?assertEqual([{K(I), I} || I <- [1, 2, 3]], Seen),
+    ?assertEqual([{K(1), 1}, {K(3), 3}, {K(4), 4}, {K(5), own}], scan_all(K(0), K(9), #{limit => 2})).
 
 scan_all(From, To, Opts) ->
     {ok, Items, Cont} = strata:scan(From, To, Opts),

@@ -23,7 +23,8 @@
 
 -type opts() :: #{timeout => timeout(), durability => async | sync,
                   retries => non_neg_integer()}.
--opaque scan_cont() :: {strata_scan, strata_store:snapshot(), strata_nif:page()}.
+-opaque scan_cont() :: {strata_scan, strata_store:snapshot() | {tx, strata_store:snapshot()},
+                               strata_nif:page()}.
 -type error() :: {error, term()}.
 
 -define(DEFAULT_TIMEOUT, 5000).
@@ -191,7 +192,10 @@ in_transaction() ->
 %% key back into a term). Returns `{ok, Items, Cont}' where Items are `{Key, Value}' and
 %% `Cont' is `done' or a continuation for {@link scan/1}.
 %% When both bounds carry the same hash tag (see {@link tag/2}), only that tag's partition is
-%% read.
+%% read. Inside a transaction a scan reads the transaction's snapshot, so it agrees with the
+%% transaction's reads; it does not show the transaction's own writes, its range is not
+%% checked at commit (a key another transaction adds to it is not a conflict), and its
+%% continuation is valid only while the transaction runs.
 -spec scan(term(), term(), #{limit => pos_integer(), reverse => boolean(), keys => boolean()}) ->
           {ok, [{term(), term()}] | [term()], scan_cont() | done} | error().
 scan(From, To, Opts) when is_map(Opts) ->
@@ -210,7 +214,7 @@ scan(From, To, Opts) when is_map(Opts) ->
         [] ->
             Lo = case From of '$min' -> unbounded; _ -> {incl, From} end,
             Hi = case To of '$max' -> unbounded; _ -> {excl, To} end,
-            case strata_store:snapshot() of
+            case scan_snapshot() of
                 {ok, Snap} ->
                     page({strata_scan, Snap, {Lo, Hi, Reverse, Limit, tag_partition(From, To), Keys}});
                 {error, _} = Error -> Error
@@ -231,14 +235,28 @@ scan(Other) ->
 %% that started it exits (which matters in port mode, where a store has at most 4096 open).
 -spec scan_close(scan_cont() | done) -> ok.
 scan_close({strata_scan, Snap, _}) ->
-    strata_store:release(Snap);
+    release_scan(Snap);
 scan_close(done) ->
     ok.
 
+%% A scan in a transaction borrows the transaction's snapshot, which the transaction releases.
+scan_snapshot() ->
+    case strata_tx:snapshot() of
+        {ok, Snap} -> {ok, {tx, Snap}};
+        none -> strata_store:snapshot()
+    end.
+
+release_scan({tx, _}) -> ok;
+release_scan(Snap) -> strata_store:release(Snap).
+
 page({strata_scan, Snap, {_, _, Reverse, _, _, _} = Page}) ->
-    case strata_store:scan(Snap, Page) of
+    Read = case Snap of
+               {tx, TxSnap} -> strata_store:scan(TxSnap, Page);
+               _ -> strata_store:scan(Snap, Page)
+           end,
+    case Read of
         {ok, Items, done} ->
-            strata_store:release(Snap),
+            release_scan(Snap),
             {ok, Items, done};
         {ok, Items, Last} when Reverse ->
             {ok, Items, {strata_scan, Snap, setelement(2, Page, {before, Last})}};

@@ -182,7 +182,8 @@ unlink(F, #kvs_entry{seq = Seq, prev = Prev}, #kvs_writer{count = C, newest = Ne
                Seq ->
                    [];
                _ ->
-                   %% The entry after Seq is not yet written or deleted by this transaction
+                   %% The scan reads the transaction's snapshot, where the writer shows an
+                   %% entry after Seq. This transaction has not written or deleted it
                    %% (removals go oldest first), and any later change to the feed changes
                    %% the writer this transaction read, so its commit would fail.
                    [{N, _}] = entries(F, Seq + 1, infinity, false, 1),

@@ -12,7 +12,7 @@
 %%% join the transaction.
 -module(strata_tx).
 
--export([transaction/2, req_list/2, abort/1, in_transaction/0,
+-export([transaction/2, req_list/2, abort/1, in_transaction/0, snapshot/0,
          read/1, write/2, delete/1, update/2, single/3]).
 
 -define(TX, '$strata_tx').
@@ -108,6 +108,14 @@ abort(Reason) ->
 -spec in_transaction() -> boolean().
 in_transaction() ->
     get(?TX) =/= undefined.
+
+%% @doc The snapshot the running transaction reads, or `none' outside a transaction.
+-spec snapshot() -> {ok, strata_store:snapshot()} | none.
+snapshot() ->
+    case get(?TX) of
+        #tx{snap = Snap} -> {ok, Snap};
+        undefined -> none
+    end.
 
 %% @doc Reads a key within the running transaction (seeing its own writes).
 -spec read(term()) -> {ok, term()} | {error, not_found}.
