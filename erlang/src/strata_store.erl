@@ -109,7 +109,8 @@ put(Key, Value, async, Timeout) ->
     case persistent_term:get(?HANDLE, undefined) of
         {nif, S, _} ->
             case strata_nif:put(S, Key, Value) of
-                {queued, Tag} -> await(Tag, Timeout);
+                {queued, Tag} ->
+                    await(Tag, Timeout, fun() -> strata_nif:put_dirty(S, Key, Value) end);
                 would_block -> strata_nif:put_dirty(S, Key, Value);
                 Reply -> Reply
             end;
@@ -126,7 +127,8 @@ put(Key, Value, sync, Timeout) ->
 delete(Key, async, Timeout) ->
     with(fun(S) ->
                  case strata_nif:delete(S, Key) of
-                     {queued, Tag} -> await(Tag, Timeout);
+                     {queued, Tag} ->
+                         await(Tag, Timeout, fun() -> strata_nif:delete_dirty(S, Key) end);
                      would_block -> strata_nif:delete_dirty(S, Key);
                      Reply -> Reply
                  end
@@ -171,8 +173,8 @@ release(Snap) ->
 %% @doc Applies writes atomically if every read still has the version it was read at.
 %% `{error, {conflict, Keys}}' lists the keys whose versions changed; nothing is written then.
 %% A sync commit waits at most `Timeout' ms for its fsync, and an async one that another
-%% commit made wait for the writer thread at most `Timeout' ms for its turn; `{error,
-%% timeout}' means its outcome is unknown. With the NIF the late outcome then arrives in the
+%% commit made wait (queued for the caller holding the engine's write gate, or for the writer
+%% thread) at most `Timeout' ms for its turn; `{error, timeout}' means its outcome is unknown. With the NIF the late outcome then arrives in the
 %% caller's mailbox as `{strata_commit, Tag, Result}' (the engine cannot know the caller
 %% stopped waiting); with the port it is dropped. In port mode `{error, engine_down}' also
 %% means the outcome is unknown: the port died while the commit was in flight.
@@ -181,7 +183,9 @@ release(Snap) ->
 commit(Reads, Writes, async, Timeout) ->
     with(fun(S) ->
                  Reply = case strata_nif:commit(S, Reads, Writes) of
-                             {queued, Tag} -> await(Tag, Timeout);
+                             {queued, Tag} ->
+                                 await(Tag, Timeout,
+                                       fun() -> strata_nif:commit_dirty(S, Reads, Writes) end);
                              would_block -> strata_nif:commit_dirty(S, Reads, Writes);
                              R -> R
                          end,
@@ -202,12 +206,20 @@ commit(Reads, Writes, sync, Timeout) ->
          end,
          fun(P) -> conflict_keys(strata_port:commit(P, Reads, Writes, sync, Timeout), Reads) end).
 
-%% The outcome of a commit the writer thread applies.
+%% The outcome of a queued commit, sent by whoever applies it.
 await(Tag, Timeout) ->
     receive
         {strata_commit, Tag, Reply} -> Reply
     after Timeout ->
             {error, timeout}
+    end.
+
+%% The outcome of a queued async commit; `would_block' (nothing was written: it could neither
+%% be applied without waiting nor handed to the writer thread) repeats it on a dirty scheduler.
+await(Tag, Timeout, Dirty) ->
+    case await(Tag, Timeout) of
+        would_block -> Dirty();
+        Reply -> Reply
     end.
 
 conflict_keys({error, {conflict, Indexes}}, Reads) ->

@@ -24,7 +24,6 @@ use rocksdb::{
     SnapshotWithThreadMode, DB,
 };
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Weak};
 
 /// Largest value accepted, in bytes of external term format.
@@ -162,14 +161,13 @@ pub(crate) struct Inner {
     /// lock: it is held from validation to the end of the RocksDB write.
     pub(crate) seqs: Vec<Mutex<u64>>,
     /// The write gate: held by whoever is applying a commit (a scheduler inline, a dirty
-    /// caller or the writer thread), so at most one thread is inside a RocksDB write. A commit
-    /// that finds it taken does not wait in RocksDB's writer queue (a waiting scheduler spins
-    /// there); it goes to the writer thread, which applies everything waiting as one batch.
+    /// caller or the writer thread), so at most one thread is inside a RocksDB write. An async
+    /// commit that finds it taken does not wait, in RocksDB's writer queue (a waiting scheduler
+    /// spins there) or here: it joins `pending`.
     pub(crate) gate: Mutex<()>,
-    /// Set while async commits meet each other: they then all go to the writer thread, whose
-    /// groups share one RocksDB write, rather than taking turns at the gate. The writer clears
-    /// it when a group holds one commit.
-    pub(crate) contended: AtomicBool,
+    /// Async commits that found the gate taken: whoever releases the gate serves them, as
+    /// one batch per round.
+    pub(crate) pending: crate::write::Pending,
     pub(crate) partitions: u16,
     /// Every snapshot handed out, so that closing the store can release them first.
     snapshots: Registry,
@@ -263,7 +261,7 @@ impl Store {
             db,
             seqs,
             gate: Mutex::new(()),
-            contended: AtomicBool::new(false),
+            pending: crate::write::Pending::new(crate::write::QUEUE),
             partitions: cfg.partitions,
             snapshots: Registry::default(),
         });

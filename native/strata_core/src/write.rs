@@ -7,11 +7,12 @@
 //! current versions, each write takes the next sequence number of its partition as its version,
 //! and one RocksDB WriteBatch carries the data and the log entries.
 //!
-//! The writer thread drains every queued commit into one batch: sync commits, so concurrent
-//! sync writers share one fsync (group commit), and async commits that found the gate taken, so
-//! concurrent writers share one write instead of waiting for each other inside RocksDB. Commits
-//! in one group are validated in queue order against each other's writes, exactly as if
-//! applied one by one.
+//! An async commit that finds the gate taken is not waited for: it joins the pending queue, and
+//! whoever holds the gate serves that queue after its own commit, as one batch per round (flat
+//! combining). The writer thread drains its channel the same way: sync commits, so concurrent
+//! sync writers share one fsync (group commit), with whatever async commits are pending.
+//! Commits in one group are validated in queue order against each other's writes, exactly as
+//! if applied one by one.
 
 use crate::store::{
     log_key, with_read_opts, Inner, Stored, CF_DATA, CF_LOG, FLAG_LIVE, FLAG_TOMBSTONE, HEADER,
@@ -19,17 +20,24 @@ use crate::store::{
 };
 use crate::{Error, Store};
 use crossbeam::channel::{self, Receiver, Sender, TrySendError};
+use crossbeam::queue::ArrayQueue;
 use parking_lot::MutexGuard;
 use rocksdb::{WriteBatch, WriteOptions};
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// Commits waiting for the writer at most; past that, writers get back-pressure.
-const QUEUE: usize = 4096;
+/// Commits waiting for the writer, and async commits pending, at most each; past that,
+/// writers get back-pressure.
+pub(crate) const QUEUE: usize = 4096;
 /// Commits merged into one batch at most.
 const MAX_GROUP: usize = 512;
+/// Pending commits one caller serves after its own at most, in rounds of at most
+/// `SERVE_GROUP`; the writer thread takes what is left, so a call on a scheduler stays short
+/// (a round of 64 small commits is well under a millisecond).
+const SERVE_ROUNDS: usize = 2;
+const SERVE_GROUP: usize = 64;
 
 thread_local! {
     /// Async write options, made once per thread: (never stall, may stall).
@@ -97,14 +105,26 @@ pub enum Applied {
     Queued,
 }
 
-struct Queued {
+/// A commit waiting for its turn, with the reply to call once it is applied.
+pub(crate) struct Queued {
     commit: Commit,
     reply: CommitReply,
     sync: bool,
 }
 
+/// Async commits waiting for the next holder of the gate.
+pub(crate) type Pending = ArrayQueue<Queued>;
+
+/// What the writer thread is asked to do.
+enum Job {
+    /// Apply a commit (with whatever else is waiting).
+    Commit(Queued),
+    /// Serve the pending async commits that callers left.
+    Serve,
+}
+
 pub(crate) struct GroupWriter {
-    tx: Sender<Queued>,
+    tx: Sender<Job>,
     thread: JoinHandle<()>,
 }
 
@@ -261,39 +281,109 @@ fn build(
 impl Store {
     /// Applies a commit with async durability. With `blocking` false it never waits: another
     /// commit in progress, a busy partition, a value not in cache or a write stall give
-    /// `Error::WouldBlock`, and nothing is written.
+    /// `Error::WouldBlock`, and nothing is written. Then serves pending commits (see
+    /// `commit_or_queue`).
     pub fn commit(&self, commit: &Commit, blocking: bool) -> Result<(), Error> {
         let inner = &*self.inner;
-        let _gate = if blocking {
+        let gate = if blocking {
             inner.gate.lock()
         } else {
             inner.gate.try_lock().ok_or(Error::WouldBlock)?
         };
-        apply_inline(inner, commit, blocking)
+        let applied = apply_inline(inner, commit, blocking);
+        drop(gate);
+        self.serve();
+        applied
     }
 
     /// Applies a commit with async durability without waiting: inline when no other commit is
-    /// in progress, otherwise queued for the writer thread, which applies it in a group with
-    /// the others waiting and then calls the reply `reply()` makes. A full queue, a busy
+    /// in progress, otherwise queued for whoever holds the gate, which applies it in a group
+    /// with the others pending and then calls the reply `reply()` makes. Either way the caller
+    /// then serves what others queued while it held the gate or waited. A full queue, a busy
     /// partition, a value not in cache or a write stall give `Error::WouldBlock`, and nothing
     /// is written.
+    ///
+    /// The reply may be called on this thread, during this call or a later call of another
+    /// commit, or on the writer thread.
     pub fn commit_or_queue(
         &self,
         commit: Commit,
         reply: impl FnOnce() -> CommitReply,
     ) -> Result<Applied, Error> {
         let inner = &*self.inner;
-        let gate = match inner.contended.load(Ordering::Relaxed) {
-            true => None,
-            false => inner.gate.try_lock(),
-        };
-        match gate {
-            Some(_gate) => apply_inline(inner, &commit, false).map(|()| Applied::Inline),
-            None => {
-                inner.contended.store(true, Ordering::Relaxed);
-                self.queue(commit, reply(), false, false)
-                    .map(|()| Applied::Queued)
+        let applied = match inner.gate.try_lock() {
+            Some(gate) => {
+                let r = apply_inline(inner, &commit, false);
+                drop(gate);
+                r.map(|()| Applied::Inline)
             }
+            None => {
+                partitions_of(inner, std::iter::once(&commit))?;
+                let q = Queued {
+                    commit,
+                    reply: reply(),
+                    sync: false,
+                };
+                match inner.pending.push(q) {
+                    Ok(()) => Ok(Applied::Queued),
+                    Err(_) => Err(Error::WouldBlock),
+                }
+            }
+        };
+        self.serve();
+        applied
+    }
+
+    /// Serves pending async commits while the gate is free, a group per round. Whoever
+    /// releases the gate calls this, and a commit is queued only after the gate was found
+    /// taken, so a pending commit always has someone to serve it: the holder at the time, or
+    /// the writer thread when the holder's rounds run out.
+    pub(crate) fn serve(&self) {
+        let inner = &*self.inner;
+        for _ in 0..SERVE_ROUNDS {
+            // Orders the gate's release (or the push) before the look at the queue.
+            fence(Ordering::SeqCst);
+            if inner.pending.is_empty() {
+                return;
+            }
+            let Some(gate) = inner.gate.try_lock() else {
+                return; // its holder serves them when it leaves
+            };
+            let group = drain(&inner.pending, Vec::new(), SERVE_GROUP);
+            let results = apply_group(inner, &group, false);
+            drop(gate);
+            match results {
+                Err(Error::WouldBlock) => self.hand_over(group),
+                Err(e) => reply_all(group, &e),
+                Ok(results) => reply_each(group, results),
+            }
+        }
+        fence(Ordering::SeqCst);
+        if !inner.pending.is_empty() {
+            self.send_writer(Job::Serve, |_| {});
+        }
+    }
+
+    /// Gives commits that would have blocked a scheduler to the writer thread, which may wait.
+    fn hand_over(&self, group: Vec<Queued>) {
+        for q in group {
+            self.send_writer(Job::Commit(q), |job| {
+                if let Job::Commit(q) = job {
+                    (q.reply)(Err(Error::WouldBlock));
+                }
+            });
+        }
+    }
+
+    /// Sends `job` to the writer without waiting; `refused` gets it back when the channel is
+    /// full or closed. A refused `Serve` needs nothing: the writer then has work queued, and it
+    /// looks at the pending queue after every group.
+    fn send_writer(&self, job: Job, refused: impl FnOnce(Job)) {
+        let writer = self.writer.read();
+        match writer.as_ref().map(|w| w.tx.try_send(job)) {
+            Some(Ok(())) => {}
+            Some(Err(TrySendError::Full(job) | TrySendError::Disconnected(job))) => refused(job),
+            None => {}
         }
     }
 
@@ -306,33 +396,46 @@ impl Store {
         reply: CommitReply,
         blocking: bool,
     ) -> Result<(), Error> {
-        self.queue(commit, reply, true, blocking)
-    }
-
-    fn queue(
-        &self,
-        commit: Commit,
-        reply: CommitReply,
-        sync: bool,
-        blocking: bool,
-    ) -> Result<(), Error> {
         partitions_of(&self.inner, std::iter::once(&commit))?;
         let writer = self.writer.read();
         let w = writer.as_ref().ok_or(Error::Closed)?;
-        let q = Queued {
+        let job = Job::Commit(Queued {
             commit,
             reply,
-            sync,
-        };
+            sync: true,
+        });
         if blocking {
-            w.tx.send(q).map_err(|_| Error::Closed)
+            w.tx.send(job).map_err(|_| Error::Closed)
         } else {
-            match w.tx.try_send(q) {
+            match w.tx.try_send(job) {
                 Ok(()) => Ok(()),
                 Err(TrySendError::Full(_)) => Err(Error::WouldBlock),
                 Err(TrySendError::Disconnected(_)) => Err(Error::Closed),
             }
         }
+    }
+}
+
+/// Moves pending commits into `group`, up to `max` in all.
+fn drain(pending: &Pending, mut group: Vec<Queued>, max: usize) -> Vec<Queued> {
+    while group.len() < max {
+        match pending.pop() {
+            Some(q) => group.push(q),
+            None => break,
+        }
+    }
+    group
+}
+
+fn reply_each(group: Vec<Queued>, results: Vec<Result<(), Error>>) {
+    for (q, r) in group.into_iter().zip(results) {
+        (q.reply)(r);
+    }
+}
+
+fn reply_all(group: Vec<Queued>, e: &Error) {
+    for q in group {
+        (q.reply)(Err(e.clone()));
     }
 }
 
@@ -350,69 +453,96 @@ fn apply_inline(inner: &Inner, commit: &Commit, blocking: bool) -> Result<(), Er
         locked.rollback();
         return outcome;
     }
-    let written = WRITE_OPTS.with(|(fast, slow)| {
-        inner
-            .db
-            .write_opt(batch, if blocking { slow } else { fast })
-    });
-    if let Err(e) = written {
+    if let Err(e) = write_async(inner, batch, blocking) {
         locked.rollback();
         return Err(e.into());
     }
     Ok(())
 }
 
-fn run_writer(inner: &Inner, rx: Receiver<Queued>) {
-    while let Ok(first) = rx.recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(q) => group.push(q),
+fn run_writer(inner: &Inner, rx: Receiver<Job>) {
+    loop {
+        fence(Ordering::SeqCst);
+        let mut group = Vec::new();
+        if inner.pending.is_empty() {
+            match rx.recv() {
+                Ok(Job::Commit(q)) => group.push(q),
+                Ok(Job::Serve) => {}
                 Err(_) => break,
             }
         }
-        let results = apply_group(inner, &group);
-        // Writers keep queueing while groups form; a group of one means they no longer meet.
-        inner.contended.store(group.len() > 1, Ordering::Relaxed);
-        for (q, r) in group.into_iter().zip(results) {
-            (q.reply)(r);
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(Job::Commit(q)) => group.push(q),
+                Ok(Job::Serve) => {}
+                Err(_) => break,
+            }
+        }
+        let group = drain(&inner.pending, group, MAX_GROUP);
+        if !group.is_empty() {
+            apply_and_reply(inner, group);
+        }
+    }
+    // Closing: commits queued by callers that found the gate taken still get their answer.
+    while !inner.pending.is_empty() {
+        apply_and_reply(inner, drain(&inner.pending, Vec::new(), MAX_GROUP));
+    }
+}
+
+/// Applies a group on the writer thread, which may wait for the gate, locks and stalls.
+fn apply_and_reply(inner: &Inner, group: Vec<Queued>) {
+    let gate = inner.gate.lock();
+    let results = apply_group(inner, &group, true);
+    drop(gate);
+    match results {
+        Ok(results) => reply_each(group, results),
+        Err(e) => reply_all(group, &e),
+    }
+}
+
+/// Applies a group of commits in one batch, fsynced if any of them asked for it; the caller
+/// holds the gate. Returns one result per commit, or an error for the whole group (nothing
+/// written); not `blocking`, `Error::WouldBlock` when it would have to wait.
+fn apply_group(
+    inner: &Inner,
+    group: &[Queued],
+    blocking: bool,
+) -> Result<Vec<Result<(), Error>>, Error> {
+    let commits: Vec<&Commit> = group.iter().map(|q| &q.commit).collect();
+    let parts = partitions_of(inner, commits.iter().copied())?;
+    let mut locked = Locked::take(inner, &parts, blocking)?;
+    let mut batch = WriteBatch::default();
+    let results = match build(inner, &mut locked, &commits, blocking, &mut batch) {
+        Ok(r) => r,
+        Err(e) => {
+            locked.rollback();
+            return Err(e);
+        }
+    };
+    if batch.is_empty() {
+        return Ok(results);
+    }
+    let written = if group.iter().any(|q| q.sync) {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        wo.set_no_slowdown(!blocking);
+        inner.db.write_opt(batch, &wo)
+    } else {
+        write_async(inner, batch, blocking)
+    };
+    match written {
+        Ok(()) => Ok(results),
+        Err(e) => {
+            locked.rollback();
+            Err(e.into())
         }
     }
 }
 
-/// Applies a group of queued commits in one batch, fsynced if any of them asked for it.
-fn apply_group(inner: &Inner, group: &[Queued]) -> Vec<Result<(), Error>> {
-    let commits: Vec<&Commit> = group.iter().map(|q| &q.commit).collect();
-    let fail = |e: Error| vec![Err(e); commits.len()];
-    let _gate = inner.gate.lock();
-    let parts = match partitions_of(inner, commits.iter().copied()) {
-        Ok(p) => p,
-        Err(e) => return fail(e),
-    };
-    let mut locked = match Locked::take(inner, &parts, true) {
-        Ok(l) => l,
-        Err(e) => return fail(e),
-    };
-    let mut batch = WriteBatch::default();
-    let results = match build(inner, &mut locked, &commits, true, &mut batch) {
-        Ok(r) => r,
-        Err(e) => {
-            locked.rollback();
-            return fail(e);
-        }
-    };
-    if batch.is_empty() {
-        return results;
-    }
-    let mut wo = WriteOptions::default();
-    wo.set_sync(group.iter().any(|q| q.sync));
-    let written = inner.db.write_opt(batch, &wo);
-    match written {
-        Ok(()) => results,
-        Err(e) => {
-            locked.rollback();
-            let e: Error = e.into();
-            results.into_iter().map(|r| r.and(Err(e.clone()))).collect()
-        }
-    }
+fn write_async(inner: &Inner, batch: WriteBatch, blocking: bool) -> Result<(), rocksdb::Error> {
+    WRITE_OPTS.with(|(fast, slow)| {
+        inner
+            .db
+            .write_opt(batch, if blocking { slow } else { fast })
+    })
 }

@@ -1,31 +1,66 @@
-//! Writes: puts, deletes and validated commits. Async ones run inline, or when another
-//! commit is in progress go to the writer thread; sync ones always go to the writer thread
-//! (group commit). The writer thread replies by message: `{strata_commit, Tag, Result}`.
+//! Writes: puts, deletes and validated commits. Async ones run inline; one that finds another
+//! commit in progress is queued, and the caller holding the engine's write gate applies it with
+//! its own (or hands it to the writer thread if that would block a scheduler). Sync ones always
+//! go to the writer thread (group commit). A queued commit is answered by message:
+//! `{strata_commit, Tag, Result}`.
 
 use super::*;
+use rustler::sys::{enif_send, ErlNifEnv};
+use std::cell::Cell;
 use strata_core::{Applied, CommitReply};
 
-/// The reply the writer thread sends to the calling process once a queued commit is done.
+thread_local! {
+    /// The environment of the NIF call running on this scheduler thread while it applies
+    /// commits: it may answer other processes' queued commits, and a scheduler thread sends
+    /// from its calling process's environment. Null elsewhere (the writer thread).
+    static CALLER: Cell<*mut ErlNifEnv> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// Marks the calling process's environment as this thread's sender until dropped.
+struct Caller;
+
+impl Caller {
+    fn enter(env: Env) -> Caller {
+        CALLER.with(|c| c.set(env.as_c_arg()));
+        Caller
+    }
+}
+
+impl Drop for Caller {
+    fn drop(&mut self) {
+        CALLER.with(|c| c.set(std::ptr::null_mut()));
+    }
+}
+
+/// The reply that answers a queued commit of the calling process, from whichever thread
+/// applies it.
 fn reply_to<'a>(env: Env<'a>, tag: Term<'a>) -> CommitReply {
     let pid: LocalPid = env.pid();
-    let mut msg_env = OwnedEnv::new();
+    let msg_env = OwnedEnv::new();
     let saved = msg_env.save(tag);
     Box::new(move |r: Result<(), Error>| {
-        // The caller may have exited meanwhile; then nobody waits for the answer.
-        let _ = msg_env.send_and_clear(&pid, |e| {
+        let caller = CALLER.with(Cell::get);
+        msg_env.run(|e| {
             let tag = saved.load(e);
-            match r {
+            let msg = match r {
                 Ok(()) => (atoms::strata_commit(), tag, atoms::ok()).encode(e),
                 Err(err) => (atoms::strata_commit(), tag, Failure(err)).encode(e),
-            }
+            };
+            // SAFETY: `caller` is null on a thread the VM does not manage, and on a scheduler
+            // thread it is the environment of the NIF call now running there (set by `Caller`
+            // around every call that may apply others' commits); `e` is the process-independent
+            // environment that holds `msg`. The send consumes it; the caller may have exited,
+            // and then nobody waits for the answer.
+            unsafe { enif_send(caller, pid.as_c_arg(), e.as_c_arg(), msg.as_c_arg()) };
         });
     })
 }
 
-/// Applies an async commit: `ok` when done inline, or `{queued, Tag}` when the writer thread
-/// will reply with a new reference `Tag`; on a dirty scheduler (`blocking`) always inline,
-/// waiting for its turn.
+/// Applies an async commit: `ok` when done inline, or `{queued, Tag}` when it will be
+/// answered by message with a new reference `Tag`; on a dirty scheduler (`blocking`) always
+/// inline, waiting for its turn.
 fn apply<'a>(env: Env<'a>, s: &Store, c: Commit, blocking: bool) -> Result<Term<'a>, Error> {
+    let _caller = Caller::enter(env);
     if blocking {
         return s.commit(&c, true).map(|()| atoms::ok().encode(env));
     }

@@ -334,7 +334,7 @@ fn queue_commit(s: &Store, c: Commit) -> (crate::Applied, Outcome) {
 }
 
 #[test]
-fn async_commits_that_find_the_gate_taken_go_to_the_writer_as_one_group() {
+fn async_commits_that_find_the_gate_taken_are_served_once_it_is_free() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     let one = |k: &str, v: &[u8], reads: Vec<ReadCheck>| Commit {
@@ -362,26 +362,79 @@ fn async_commits_that_find_the_gate_taken_go_to_the_writer_as_one_group() {
             crate::Applied::Queued
         )
     );
-    assert_eq!(
-        get(&s, "a"),
-        (0, None),
+    assert!(
+        r1.try_recv().is_err(),
         "nothing applied while the gate is held"
     );
+    assert_eq!(get(&s, "a"), (0, None));
     drop(gate);
-    assert_eq!(r1.recv().unwrap(), Ok(()));
-    assert_eq!(r2.recv().unwrap(), Ok(()));
-    assert_eq!(r3.recv().unwrap(), Err(Error::Conflict(vec![0])));
+    // The next commit, once applied, serves the three as one group (unless the writer thread,
+    // starting late, took some of them first: then it waited for the gate).
+    s.commit(&one("d", b"4", vec![]), true).unwrap();
+    let wait = std::time::Duration::from_secs(10);
+    assert_eq!(r1.recv_timeout(wait).unwrap(), Ok(()));
+    assert_eq!(r2.recv_timeout(wait).unwrap(), Ok(()));
+    assert_eq!(
+        r3.recv_timeout(wait).unwrap(),
+        Err(Error::Conflict(vec![0]))
+    );
     assert_eq!(get(&s, "a").1.as_deref(), Some(&b"1"[..]));
     assert_eq!(get(&s, "b").1.as_deref(), Some(&b"2"[..]));
     assert_eq!(get(&s, "c"), (0, None));
-    // The group held several commits, so the next one queues too; its group of one ends
-    // that, and the one after runs inline again.
-    let (a4, r4) = queue_commit(&s, one("d", b"4", vec![]));
-    assert_eq!(a4, crate::Applied::Queued);
-    assert_eq!(r4.recv().unwrap(), Ok(()));
-    let (a5, _r5) = queue_commit(&s, one("e", b"5", vec![]));
-    assert_eq!(a5, crate::Applied::Inline);
-    assert_eq!(get(&s, "e").1.as_deref(), Some(&b"5"[..]));
+    assert_eq!(get(&s, "d").1.as_deref(), Some(&b"4"[..]));
+}
+
+#[test]
+fn pending_commits_that_would_block_a_caller_go_to_the_writer_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let part = |k: &str| s.partition_of(&keycodec::encode_binary(k.as_bytes()).unwrap());
+    let other = (0..)
+        .map(|i| format!("o{i}"))
+        .find(|k| part(k) != part("held"))
+        .unwrap();
+    let put = |k: &str| Commit {
+        reads: vec![],
+        writes: vec![Write::put(key(&s, k), b"v").unwrap()],
+    };
+    let gate = s.inner.gate.lock();
+    let (a1, r1) = queue_commit(&s, put("held"));
+    assert_eq!(a1, crate::Applied::Queued);
+    drop(gate);
+    // The next caller cannot take the partition lock of the pending commit without waiting,
+    // so it hands that commit to the writer thread, which waits for the lock.
+    let lock = s.inner.seqs[part("held") as usize].lock();
+    let (a2, r2) = queue_commit(&s, put(&other));
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert!(
+        r1.try_recv().is_err(),
+        "applied while its partition was locked"
+    );
+    drop(lock);
+    assert_eq!(r1.recv().unwrap(), Ok(()));
+    if a2 == crate::Applied::Queued {
+        assert_eq!(r2.recv().unwrap(), Ok(())); // the writer held the gate first
+    }
+    assert_eq!(get(&s, "held").1.as_deref(), Some(&b"v"[..]));
+    assert_eq!(get(&s, &other).1.as_deref(), Some(&b"v"[..]));
+}
+
+#[test]
+fn pending_commits_are_applied_when_the_store_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let c = Commit {
+        reads: vec![],
+        writes: vec![Write::put(key(&s, "late"), b"kept").unwrap()],
+    };
+    let gate = s.inner.gate.lock();
+    let (applied, rx) = queue_commit(&s, c);
+    assert_eq!(applied, crate::Applied::Queued);
+    drop(gate);
+    s.close();
+    assert_eq!(rx.recv().unwrap(), Ok(()));
+    let s = open(dir.path());
+    assert_eq!(get(&s, "late").1.as_deref(), Some(&b"kept"[..]));
 }
 
 /// Runs in a child process (see `log_and_data_agree_after_a_crash`): writes from several
