@@ -376,15 +376,18 @@ impl Store {
     }
 
     /// Sends `job` to the writer without waiting; `refused` gets it back when the channel is
-    /// full or closed. A refused `Serve` needs nothing: the writer then has work queued, and it
-    /// looks at the pending queue after every group.
+    /// full or the writer stopped. A refused `Serve` needs nothing: a writer with a full
+    /// channel looks at the pending queue after every group, and a stopping one before it ends.
     fn send_writer(&self, job: Job, refused: impl FnOnce(Job)) {
         let writer = self.writer.read();
-        match writer.as_ref().map(|w| w.tx.try_send(job)) {
-            Some(Ok(())) => {}
-            Some(Err(TrySendError::Full(job) | TrySendError::Disconnected(job))) => refused(job),
-            None => {}
-        }
+        let job = match writer.as_ref() {
+            Some(w) => match w.tx.try_send(job) {
+                Ok(()) => return,
+                Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => job,
+            },
+            None => job,
+        };
+        refused(job)
     }
 
     /// Queues a commit for the group-commit writer, which applies it with sync durability and
