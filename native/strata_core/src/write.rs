@@ -27,16 +27,18 @@ use std::collections::HashMap;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// Commits waiting for the writer, and async commits pending, at most each; past that,
 /// writers get back-pressure.
 pub(crate) const QUEUE: usize = 4096;
 /// Commits merged into one batch at most.
 const MAX_GROUP: usize = 512;
-/// Pending commits one caller serves after its own at most, in rounds of at most
-/// `SERVE_GROUP`; the writer thread takes what is left, so a call on a scheduler stays short
-/// (a round of 64 small commits is well under a millisecond).
-const SERVE_ROUNDS: usize = 2;
+/// How long one caller keeps serving pending commits, in rounds of at most `SERVE_GROUP`
+/// (a round of 64 small commits takes well under this); the writer thread takes what is left,
+/// so a call on a scheduler stays short. The writer is the last resort: waking it costs a
+/// thread switch, and on a machine whose cores the schedulers keep busy, a wait for a core.
+const SERVE_BUDGET: Duration = Duration::from_micros(500);
 const SERVE_GROUP: usize = 64;
 
 thread_local! {
@@ -337,10 +339,11 @@ impl Store {
     /// Serves pending async commits while the gate is free, a group per round. Whoever
     /// releases the gate calls this, and a commit is queued only after the gate was found
     /// taken, so a pending commit always has someone to serve it: the holder at the time, or
-    /// the writer thread when the holder's rounds run out.
+    /// the writer thread when the holder's time budget runs out.
     pub(crate) fn serve(&self) {
         let inner = &*self.inner;
-        for _ in 0..SERVE_ROUNDS {
+        let mut started = None;
+        while started.is_none_or(|t: Instant| t.elapsed() < SERVE_BUDGET) {
             // Orders the gate's release (or the push) before the look at the queue.
             fence(Ordering::SeqCst);
             if inner.pending.is_empty() {
@@ -349,6 +352,7 @@ impl Store {
             let Some(gate) = inner.gate.try_lock() else {
                 return; // its holder serves them when it leaves
             };
+            started.get_or_insert_with(Instant::now);
             let group = drain(&inner.pending, Vec::new(), SERVE_GROUP);
             let results = apply_group(inner, &group, false);
             drop(gate);
