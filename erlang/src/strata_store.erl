@@ -174,9 +174,10 @@ release(Snap) ->
 %% `{error, {conflict, Keys}}' lists the keys whose versions changed; nothing is written then.
 %% A sync commit waits at most `Timeout' ms for its fsync, and an async one that another
 %% commit made wait (queued for the caller holding the engine's write gate, or for the writer
-%% thread) at most `Timeout' ms for its turn; `{error, timeout}' means its outcome is unknown. With the NIF the late outcome then arrives in the
-%% caller's mailbox as `{strata_commit, Tag, Result}' (the engine cannot know the caller
-%% stopped waiting); with the port it is dropped. In port mode `{error, engine_down}' also
+%% thread) at most `Timeout' ms for its turn; `{error, timeout}' means its outcome is unknown.
+%% With the NIF the late outcome then arrives in the caller's mailbox as `{strata_commit, Tag,
+%% Result}' (the engine cannot know the caller stopped waiting); with the port it is
+%% dropped. In port mode `{error, engine_down}' also
 %% means the outcome is unknown: the port died while the commit was in flight.
 -spec commit([{term(), non_neg_integer()}], [strata_nif:write()], durability(), timeout()) ->
           ok | {error, term()}.
