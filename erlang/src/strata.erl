@@ -249,12 +249,11 @@ scan_snapshot() ->
 release_scan({tx, _}) -> ok;
 release_scan(Snap) -> strata_store:release(Snap).
 
+read_view({tx, Snap}) -> Snap;
+read_view(Snap) -> Snap.
+
 page({strata_scan, Snap, {_, _, Reverse, _, _, _} = Page}) ->
-    Read = case Snap of
-               {tx, TxSnap} -> strata_store:scan(TxSnap, Page);
-               _ -> strata_store:scan(Snap, Page)
-           end,
-    case Read of
+    case strata_store:scan(read_view(Snap), Page) of
         {ok, Items, done} ->
             release_scan(Snap),
             {ok, Items, done};

@@ -79,8 +79,8 @@ get_versioned_dirty(_Store, _Snap, _Key) -> ?NOT_LOADED.
 snapshot(_Store) -> ?NOT_LOADED.
 
 %% @doc Stores one value (async durability), without waiting: `ok' when done, `{queued, Tag}'
-%% when another write was in progress and the writer thread will apply it and send
-%% `{strata_commit, Tag, ok | {error, Reason}}'.
+%% when another write was in progress; whoever applies it then sends `{strata_commit, Tag,
+%% Result}', Result being `ok', `{error, Reason}' or `would_block' (nothing written).
 -spec put(store(), term(), term()) -> ok | {queued, reference()} | would_block | error().
 put(_Store, _Key, _Value) -> ?NOT_LOADED.
 

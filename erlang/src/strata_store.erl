@@ -108,12 +108,8 @@ get(Key) ->
 put(Key, Value, async, Timeout) ->
     case persistent_term:get(?HANDLE, undefined) of
         {nif, S, _} ->
-            case strata_nif:put(S, Key, Value) of
-                {queued, Tag} ->
-                    await(Tag, Timeout, fun() -> strata_nif:put_dirty(S, Key, Value) end);
-                would_block -> strata_nif:put_dirty(S, Key, Value);
-                Reply -> Reply
-            end;
+            async_write(strata_nif:put(S, Key, Value), Timeout,
+                        fun() -> strata_nif:put_dirty(S, Key, Value) end);
         {port, P, _} ->
             strata_port:put(P, Key, Value, async, Timeout);
         undefined ->
@@ -126,12 +122,8 @@ put(Key, Value, sync, Timeout) ->
 -spec delete(term(), durability(), timeout()) -> ok | {error, term()}.
 delete(Key, async, Timeout) ->
     with(fun(S) ->
-                 case strata_nif:delete(S, Key) of
-                     {queued, Tag} ->
-                         await(Tag, Timeout, fun() -> strata_nif:delete_dirty(S, Key) end);
-                     would_block -> strata_nif:delete_dirty(S, Key);
-                     Reply -> Reply
-                 end
+                 async_write(strata_nif:delete(S, Key), Timeout,
+                             fun() -> strata_nif:delete_dirty(S, Key) end)
          end,
          fun(P) -> strata_port:delete(P, Key, async, Timeout) end);
 delete(Key, sync, Timeout) ->
@@ -177,19 +169,14 @@ release(Snap) ->
 %% thread) at most `Timeout' ms for its turn; `{error, timeout}' means its outcome is unknown.
 %% With the NIF the late outcome then arrives in the caller's mailbox as `{strata_commit, Tag,
 %% Result}' (the engine cannot know the caller stopped waiting); with the port it is
-%% dropped. In port mode `{error, engine_down}' also
-%% means the outcome is unknown: the port died while the commit was in flight.
+%% dropped. In port mode `{error, engine_down}' also means the outcome is unknown: the port
+%% died while the commit was in flight.
 -spec commit([{term(), non_neg_integer()}], [strata_nif:write()], durability(), timeout()) ->
           ok | {error, term()}.
 commit(Reads, Writes, async, Timeout) ->
     with(fun(S) ->
-                 Reply = case strata_nif:commit(S, Reads, Writes) of
-                             {queued, Tag} ->
-                                 await(Tag, Timeout,
-                                       fun() -> strata_nif:commit_dirty(S, Reads, Writes) end);
-                             would_block -> strata_nif:commit_dirty(S, Reads, Writes);
-                             R -> R
-                         end,
+                 Reply = async_write(strata_nif:commit(S, Reads, Writes), Timeout,
+                                     fun() -> strata_nif:commit_dirty(S, Reads, Writes) end),
                  conflict_keys(Reply, Reads)
          end,
          fun(P) -> conflict_keys(strata_port:commit(P, Reads, Writes, async, Timeout), Reads) end);
@@ -215,13 +202,18 @@ await(Tag, Timeout) ->
             {error, timeout}
     end.
 
-%% The outcome of a queued async commit; `would_block' (nothing was written: it could neither
-%% be applied without waiting nor handed to the writer thread) repeats it on a dirty scheduler.
-await(Tag, Timeout, Dirty) ->
+%% The outcome of an async write the NIF answered without waiting: done, or queued (then
+%% awaited), or declined. `would_block', from the NIF or as a queued outcome, means nothing
+%% was written, and `Dirty' repeats the write on a dirty scheduler, where it may wait.
+async_write({queued, Tag}, Timeout, Dirty) ->
     case await(Tag, Timeout) of
         would_block -> Dirty();
         Reply -> Reply
-    end.
+    end;
+async_write(would_block, _Timeout, Dirty) ->
+    Dirty();
+async_write(Reply, _Timeout, _Dirty) ->
+    Reply.
 
 conflict_keys({error, {conflict, Indexes}}, Reads) ->
     {error, {conflict, [element(1, lists:nth(I + 1, Reads)) || I <- Indexes]}};

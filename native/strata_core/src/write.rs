@@ -95,7 +95,7 @@ pub struct Commit {
     pub writes: Vec<Write>,
 }
 
-/// Called by the writer thread with the outcome of a queued commit.
+/// Called with the outcome of a queued commit, by whichever thread applies it.
 pub type CommitReply = Box<dyn FnOnce(Result<(), Error>) + Send>;
 
 /// Where an async commit was applied.
@@ -103,7 +103,7 @@ pub type CommitReply = Box<dyn FnOnce(Result<(), Error>) + Send>;
 pub enum Applied {
     /// By the caller: it is done.
     Inline,
-    /// Queued for the writer thread, which calls the reply when it is done.
+    /// Queued: whoever applies it calls the reply.
     Queued,
 }
 
@@ -448,23 +448,9 @@ fn reply_all(group: Vec<Queued>, e: &Error) {
 
 /// Applies one commit in the calling thread; the caller holds the write gate.
 fn apply_inline(inner: &Inner, commit: &Commit, blocking: bool) -> Result<(), Error> {
-    let parts = partitions_of(inner, std::iter::once(commit))?;
-    let mut locked = Locked::take(inner, &parts, blocking)?;
-    let mut batch = WriteBatch::default();
-    let result = build(inner, &mut locked, &[commit], blocking, &mut batch);
-    let outcome = match result {
-        Ok(mut rs) => rs.pop().expect("one result"),
-        Err(e) => Err(e),
-    };
-    if outcome.is_err() || commit.writes.is_empty() {
-        locked.rollback();
-        return outcome;
-    }
-    if let Err(e) = write_async(inner, batch, blocking) {
-        locked.rollback();
-        return Err(e.into());
-    }
-    Ok(())
+    apply(inner, &[commit], false, blocking)?
+        .pop()
+        .expect("one result")
 }
 
 fn run_writer(inner: &Inner, rx: Receiver<Job>) {
@@ -507,19 +493,30 @@ fn apply_and_reply(inner: &Inner, group: Vec<Queued>) {
     }
 }
 
-/// Applies a group of commits in one batch, fsynced if any of them asked for it; the caller
-/// holds the gate. Returns one result per commit, or an error for the whole group (nothing
-/// written); not `blocking`, `Error::WouldBlock` when it would have to wait.
+/// Applies a group of queued commits in one batch, fsynced if any of them asked for it; the
+/// caller holds the gate.
 fn apply_group(
     inner: &Inner,
     group: &[Queued],
     blocking: bool,
 ) -> Result<Vec<Result<(), Error>>, Error> {
     let commits: Vec<&Commit> = group.iter().map(|q| &q.commit).collect();
+    apply(inner, &commits, group.iter().any(|q| q.sync), blocking)
+}
+
+/// Applies commits in one batch; the caller holds the gate. Returns one result per commit,
+/// or an error for them all (nothing written): not `blocking`, `Error::WouldBlock` when it
+/// would have to wait.
+fn apply(
+    inner: &Inner,
+    commits: &[&Commit],
+    sync: bool,
+    blocking: bool,
+) -> Result<Vec<Result<(), Error>>, Error> {
     let parts = partitions_of(inner, commits.iter().copied())?;
     let mut locked = Locked::take(inner, &parts, blocking)?;
     let mut batch = WriteBatch::default();
-    let results = match build(inner, &mut locked, &commits, blocking, &mut batch) {
+    let results = match build(inner, &mut locked, commits, blocking, &mut batch) {
         Ok(r) => r,
         Err(e) => {
             locked.rollback();
@@ -529,13 +526,17 @@ fn apply_group(
     if batch.is_empty() {
         return Ok(results);
     }
-    let written = if group.iter().any(|q| q.sync) {
+    let written = if sync {
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         wo.set_no_slowdown(!blocking);
         inner.db.write_opt(batch, &wo)
     } else {
-        write_async(inner, batch, blocking)
+        WRITE_OPTS.with(|(fast, slow)| {
+            inner
+                .db
+                .write_opt(batch, if blocking { slow } else { fast })
+        })
     };
     match written {
         Ok(()) => Ok(results),
@@ -544,12 +545,4 @@ fn apply_group(
             Err(e.into())
         }
     }
-}
-
-fn write_async(inner: &Inner, batch: WriteBatch, blocking: bool) -> Result<(), rocksdb::Error> {
-    WRITE_OPTS.with(|(fast, slow)| {
-        inner
-            .db
-            .write_opt(batch, if blocking { slow } else { fast })
-    })
 }

@@ -357,8 +357,8 @@ fn float_from(negative: bool, e: i64, bits: &[u8]) -> Result<f64, Error> {
     Ok(f64::from_bits(sign | raw))
 }
 
-/// An integer of at most 63 bits of magnitude in external term format, as `put_integer` writes
-/// it.
+/// An integer of at most 63 bits of magnitude in external term format: the smallest of the
+/// three encodings that holds it, as `term_to_binary` writes it.
 fn put_small_integer(out: &mut Vec<u8>, v: i64) {
     if (0..256).contains(&v) {
         out.extend_from_slice(&[SMALL_INTEGER_EXT, v as u8]);
@@ -374,8 +374,10 @@ fn put_small_integer(out: &mut Vec<u8>, v: i64) {
     }
 }
 
+/// An integer of at least 2^63 in magnitude, as a bignum; smaller ones are read by
+/// `small_integer`, so a smaller body here is a fraction, which is corrupt.
 fn put_integer(out: &mut Vec<u8>, negative: bool, e: i64, bits: &[u8]) -> Result<(), Error> {
-    if !(0..=(MAX_KEY_BYTES as i64 * 8)).contains(&e) || bits.len() as i64 > e {
+    if !(63..=(MAX_KEY_BYTES as i64 * 8)).contains(&e) || bits.len() as i64 > e {
         return Err(corrupt());
     }
     let nbits = e as usize + 1;
@@ -387,22 +389,6 @@ fn put_integer(out: &mut Vec<u8>, negative: bool, e: i64, bits: &[u8]) -> Result
     for (i, &b) in bits.iter().enumerate() {
         if b == 1 {
             set(&mut le, e as usize - 1 - i);
-        }
-    }
-    if nbytes <= 4 {
-        let mut v = 0i64;
-        for (i, &c) in le.iter().enumerate() {
-            v |= (c as i64) << (8 * i);
-        }
-        let v = if negative { -v } else { v };
-        if (0..256).contains(&v) {
-            out.extend_from_slice(&[SMALL_INTEGER_EXT, v as u8]);
-            return Ok(());
-        }
-        if let Ok(small) = i32::try_from(v) {
-            out.push(INTEGER_EXT);
-            out.extend_from_slice(&small.to_be_bytes());
-            return Ok(());
         }
     }
     if nbytes < 256 {
