@@ -398,18 +398,15 @@ scan_pages_in_term_order(_Config) ->
 scan_in_transaction_reads_its_snapshot(_Config) ->
     K = fun(I) -> {scan_tx, I} end,
     [ok = strata:put(K(I), I) || I <- [1, 2, 3]],
-    Self = self(),
     {ok, Seen} =
         strata:transaction(
           fun() ->
                   {ok, 1} = strata:get(K(1)),
                   {_, Ref} = spawn_monitor(fun() ->
                                                    ok = strata:put(K(4), 4),
-                                                   ok = strata:delete(K(2)),
-                                                   Self ! written
+                                                   ok = strata:delete(K(2))
                                            end),
-                  receive written -> ok end,
-                  receive {'DOWN', Ref, _, _, normal} -> ok end,
+                  receive {'DOWN', Ref, _, _, Reason} -> normal = Reason end,
                   ok = strata:put(K(5), own),
                   {ok, [First], Cont} = strata:scan(K(0), K(9), #{limit => 1}),
                   [First | scan_rest(Cont, [])]
