@@ -356,7 +356,7 @@ impl Store {
         ro.set_iterate_upper_bound((partition + 1).to_be_bytes().to_vec());
         let start = log_key(partition, after.saturating_add(1));
         let mut it = inner.db.raw_iterator_cf_opt(inner.cf(CF_LOG), ro);
-        it.seek(&start);
+        it.seek(start);
         let mut out = Vec::new();
         while it.valid() && out.len() < limit {
             let (k, v) = (it.key().unwrap(), it.value().unwrap());
@@ -471,10 +471,10 @@ impl Drop for Store {
     }
 }
 
-pub(crate) fn log_key(partition: u16, seq: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(10);
-    k.extend_from_slice(&partition.to_be_bytes());
-    k.extend_from_slice(&seq.to_be_bytes());
+pub(crate) fn log_key(partition: u16, seq: u64) -> [u8; 10] {
+    let mut k = [0; 10];
+    k[..2].copy_from_slice(&partition.to_be_bytes());
+    k[2..].copy_from_slice(&seq.to_be_bytes());
     k
 }
 

@@ -18,7 +18,7 @@ use crate::store::{
     log_key, with_read_opts, Inner, Stored, CF_DATA, CF_LOG, FLAG_LIVE, FLAG_TOMBSTONE, HEADER,
     MAX_VALUE_BYTES, OP_DELETE, OP_PUT,
 };
-use crate::{Error, Store};
+use crate::{etf, Error, Store};
 use crossbeam::channel::{self, Receiver, Sender, TrySendError};
 use crossbeam::queue::ArrayQueue;
 use parking_lot::MutexGuard;
@@ -64,25 +64,51 @@ pub struct ReadCheck {
 pub struct Write {
     /// The data key (partition prefix and encoding).
     pub key: Vec<u8>,
-    /// The value's external term format, or `None` to delete.
-    pub value: Option<Vec<u8>>,
+    /// The record to store, laid out once: the flag, room for the version (filled in when the
+    /// write is applied), then the value's external term format for a put.
+    record: Vec<u8>,
 }
 
 impl Write {
-    /// A put; fails when the value is over `MAX_VALUE_BYTES`.
+    /// A put of a value's external term format; fails when it is over `MAX_VALUE_BYTES`. The
+    /// bytes are copied once, into the record that goes to RocksDB.
     pub fn put(key: Vec<u8>, etf: &[u8]) -> Result<Write, Error> {
         if etf.len() > MAX_VALUE_BYTES {
             return Err(Error::ValueTooLarge);
         }
-        Ok(Write {
-            key,
-            value: Some(etf.to_vec()),
-        })
+        let mut record = Vec::with_capacity(HEADER + etf.len());
+        record.push(FLAG_LIVE);
+        record.extend_from_slice(&[0; HEADER - 1]);
+        record.extend_from_slice(etf);
+        Ok(Write { key, record })
+    }
+
+    /// A put of a binary value, laid out as its external term format (`BINARY_EXT`) straight
+    /// from `bytes`: the same stored form as `put` of `term_to_binary(Bin)`, with one copy.
+    pub fn put_binary(key: Vec<u8>, bytes: &[u8]) -> Result<Write, Error> {
+        const ETF_HEADER: usize = 6;
+        if bytes.len() > MAX_VALUE_BYTES - ETF_HEADER {
+            return Err(Error::ValueTooLarge);
+        }
+        let mut record = Vec::with_capacity(HEADER + ETF_HEADER + bytes.len());
+        record.push(FLAG_LIVE);
+        record.extend_from_slice(&[0; HEADER - 1]);
+        record.extend_from_slice(&[etf::VERSION, etf::BINARY_EXT]);
+        record.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        record.extend_from_slice(bytes);
+        Ok(Write { key, record })
     }
 
     /// A delete (it leaves a versioned tombstone).
     pub fn delete(key: Vec<u8>) -> Write {
-        Write { key, value: None }
+        let mut record = vec![0; HEADER];
+        record[0] = FLAG_TOMBSTONE;
+        Write { key, record }
+    }
+
+    /// True for a put, false for a delete.
+    fn is_put(&self) -> bool {
+        self.record[0] == FLAG_LIVE
     }
 }
 
@@ -217,22 +243,25 @@ impl<'a> Locked<'a> {
 
 /// Builds the batch for a group of commits: validates each against the store and the writes of
 /// the commits before it, and returns one result per commit (Ok for those in the batch).
-fn build(
+fn build<'c>(
     inner: &Inner,
     locked: &mut Locked,
-    commits: &[&Commit],
+    commits: &'c mut [&mut Commit],
     blocking: bool,
     batch: &mut WriteBatch,
 ) -> Result<Vec<Result<(), Error>>, Error> {
     let data = inner.cf(CF_DATA);
     let log = inner.cf(CF_LOG);
     // Versions written by earlier commits of this group (not needed for a group of one).
-    let mut written: HashMap<&[u8], u64> = HashMap::new();
+    let mut written: HashMap<&'c [u8], u64> = HashMap::new();
     let grouped = commits.len() > 1;
     let mut results = Vec::with_capacity(commits.len());
-    for c in commits {
+    // One log entry at a time: the batch copies it.
+    let mut entry = Vec::new();
+    for c in commits.iter_mut() {
+        let Commit { reads, writes } = &mut **c;
         let mut conflicts = Vec::new();
-        for (i, r) in c.reads.iter().enumerate() {
+        for (i, r) in reads.iter().enumerate() {
             let current = match written.get(r.key.as_slice()) {
                 Some(v) => *v,
                 None => {
@@ -253,26 +282,17 @@ fn build(
             results.push(Err(Error::Conflict(conflicts)));
             continue;
         }
-        for w in &c.writes {
+        for w in writes.iter_mut() {
             let p = partition(&w.key)?;
             let seq = locked.next_seq(p);
-            let mut record = Vec::with_capacity(HEADER + w.value.as_ref().map_or(0, |v| v.len()));
-            record.push(if w.value.is_some() {
-                FLAG_LIVE
-            } else {
-                FLAG_TOMBSTONE
-            });
-            record.extend_from_slice(&seq.to_be_bytes());
-            if let Some(v) = &w.value {
-                record.extend_from_slice(v);
-            }
-            batch.put_cf(data, &w.key, &record);
-            let mut entry = Vec::with_capacity(w.key.len() - 1);
-            entry.push(if w.value.is_some() { OP_PUT } else { OP_DELETE });
+            w.record[1..HEADER].copy_from_slice(&seq.to_be_bytes());
+            batch.put_cf(data, &w.key, &w.record);
+            entry.clear();
+            entry.push(if w.is_put() { OP_PUT } else { OP_DELETE });
             entry.extend_from_slice(&w.key[2..]);
             batch.put_cf(log, log_key(p as u16, seq), &entry);
             if grouped {
-                written.insert(&w.key, seq);
+                written.insert(w.key.as_slice(), seq);
             }
         }
         results.push(Ok(()));
@@ -284,8 +304,8 @@ impl Store {
     /// Applies a commit with async durability. With `blocking` false it never waits: another
     /// commit in progress, a busy partition, a value not in cache or a write stall give
     /// `Error::WouldBlock`, and nothing is written. Then serves pending commits (see
-    /// `commit_or_queue`).
-    pub fn commit(&self, commit: &Commit, blocking: bool) -> Result<(), Error> {
+    /// `commit_or_queue`). The writes' records get their versions in place.
+    pub fn commit(&self, commit: &mut Commit, blocking: bool) -> Result<(), Error> {
         let inner = &*self.inner;
         let gate = if blocking {
             inner.gate.lock()
@@ -309,13 +329,13 @@ impl Store {
     /// commit, or on the writer thread.
     pub fn commit_or_queue(
         &self,
-        commit: Commit,
+        mut commit: Commit,
         reply: impl FnOnce() -> CommitReply,
     ) -> Result<Applied, Error> {
         let inner = &*self.inner;
         let applied = match inner.gate.try_lock() {
             Some(gate) => {
-                let r = apply_inline(inner, &commit, false);
+                let r = apply_inline(inner, &mut commit, false);
                 drop(gate);
                 r.map(|()| Applied::Inline)
             }
@@ -353,8 +373,8 @@ impl Store {
                 return; // its holder serves them when it leaves
             };
             started.get_or_insert_with(Instant::now);
-            let group = drain(&inner.pending, Vec::new(), SERVE_GROUP);
-            let results = apply_group(inner, &group, false);
+            let mut group = drain(&inner.pending, Vec::new(), SERVE_GROUP);
+            let results = apply_group(inner, &mut group, false);
             drop(gate);
             match results {
                 Err(Error::WouldBlock) => self.hand_over(group),
@@ -447,8 +467,8 @@ fn reply_all(group: Vec<Queued>, e: &Error) {
 }
 
 /// Applies one commit in the calling thread; the caller holds the write gate.
-fn apply_inline(inner: &Inner, commit: &Commit, blocking: bool) -> Result<(), Error> {
-    apply(inner, &[commit], false, blocking)?
+fn apply_inline(inner: &Inner, commit: &mut Commit, blocking: bool) -> Result<(), Error> {
+    apply(inner, &mut [commit], false, blocking)?
         .pop()
         .expect("one result")
 }
@@ -483,9 +503,9 @@ fn run_writer(inner: &Inner, rx: Receiver<Job>) {
 }
 
 /// Applies a group on the writer thread, which may wait for the gate, locks and stalls.
-fn apply_and_reply(inner: &Inner, group: Vec<Queued>) {
+fn apply_and_reply(inner: &Inner, mut group: Vec<Queued>) {
     let gate = inner.gate.lock();
-    let results = apply_group(inner, &group, true);
+    let results = apply_group(inner, &mut group, true);
     drop(gate);
     match results {
         Ok(results) => reply_each(group, results),
@@ -497,11 +517,12 @@ fn apply_and_reply(inner: &Inner, group: Vec<Queued>) {
 /// caller holds the gate.
 fn apply_group(
     inner: &Inner,
-    group: &[Queued],
+    group: &mut [Queued],
     blocking: bool,
 ) -> Result<Vec<Result<(), Error>>, Error> {
-    let commits: Vec<&Commit> = group.iter().map(|q| &q.commit).collect();
-    apply(inner, &commits, group.iter().any(|q| q.sync), blocking)
+    let sync = group.iter().any(|q| q.sync);
+    let mut commits: Vec<&mut Commit> = group.iter_mut().map(|q| &mut q.commit).collect();
+    apply(inner, &mut commits, sync, blocking)
 }
 
 /// Applies commits in one batch; the caller holds the gate. Returns one result per commit,
@@ -509,11 +530,11 @@ fn apply_group(
 /// would have to wait.
 fn apply(
     inner: &Inner,
-    commits: &[&Commit],
+    commits: &mut [&mut Commit],
     sync: bool,
     blocking: bool,
 ) -> Result<Vec<Result<(), Error>>, Error> {
-    let parts = partitions_of(inner, commits.iter().copied())?;
+    let parts = partitions_of(inner, commits.iter().map(|c| &**c))?;
     let mut locked = Locked::take(inner, &parts, blocking)?;
     let mut batch = WriteBatch::default();
     let results = match build(inner, &mut locked, commits, blocking, &mut batch) {

@@ -59,10 +59,10 @@ fn reply_to<'a>(env: Env<'a>, tag: Term<'a>) -> CommitReply {
 /// Applies an async commit: `ok` when done inline, or `{queued, Tag}` when it will be
 /// answered by message with a new reference `Tag`; on a dirty scheduler (`blocking`) always
 /// inline, waiting for its turn.
-fn apply<'a>(env: Env<'a>, s: &Store, c: Commit, blocking: bool) -> Result<Term<'a>, Error> {
+fn apply<'a>(env: Env<'a>, s: &Store, mut c: Commit, blocking: bool) -> Result<Term<'a>, Error> {
     let _caller = Caller::enter(env);
     if blocking {
-        return s.commit(&c, true).map(|()| atoms::ok().encode(env));
+        return s.commit(&mut c, true).map(|()| atoms::ok().encode(env));
     }
     let mut tag = None;
     let applied = s.commit_or_queue(c, || {
@@ -74,6 +74,15 @@ fn apply<'a>(env: Env<'a>, s: &Store, c: Commit, blocking: bool) -> Result<Term<
         (Applied::Queued, Some(tag)) => (atoms::queued(), tag).encode(env),
         _ => atoms::ok().encode(env),
     })
+}
+
+/// A put of `value` under the data key `key`: a binary goes into the stored record directly,
+/// any other term through `term_to_binary`.
+fn put(key: Vec<u8>, value: Term) -> Result<Write, Error> {
+    match value.decode::<Binary>() {
+        Ok(bin) => Write::put_binary(key, bin.as_slice()),
+        Err(_) => Write::put(key, value_etf(value)?.as_slice()),
+    }
 }
 
 /// Builds a commit from `[{Key, Version}]` and `[{put, Key, Value} | {delete, Key}]`.
@@ -93,8 +102,7 @@ fn build_commit(s: &Store, reads: Vec<(Term, u64)>, writes: Vec<Term>) -> Result
         let t = rustler::types::tuple::get_tuple(w).map_err(|_| bad())?;
         match t.as_slice() {
             [op, k, v] if op.decode::<Atom>().is_ok_and(|a| a == atoms::put()) => {
-                c.writes
-                    .push(Write::put(data_key(s, *k)?, value_etf(*v)?.as_slice())?);
+                c.writes.push(put(data_key(s, *k)?, *v)?);
             }
             [op, k] if op.decode::<Atom>().is_ok_and(|a| a == atoms::delete()) => {
                 c.writes.push(Write::delete(data_key(s, *k)?));
@@ -115,7 +123,7 @@ fn do_write<'a>(
     let out = with_store(res, |s| {
         let k = data_key(s, key)?;
         let write = match value {
-            Some(v) => Write::put(k, value_etf(v)?.as_slice())?,
+            Some(v) => put(k, v)?,
             None => Write::delete(k),
         };
         let c = Commit {

@@ -513,7 +513,7 @@ impl Engine {
                 writes,
                 sync: false,
             } => self.with_store(|s| {
-                s.commit(&build_commit(s, reads, writes)?, blocking)?;
+                s.commit(&mut build_commit(s, reads, writes)?, blocking)?;
                 ok()
             }),
             Request::Commit {

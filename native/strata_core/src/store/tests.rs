@@ -16,11 +16,11 @@ fn key(s: &Store, k: &str) -> Vec<u8> {
 }
 
 fn put(s: &Store, k: &str, v: &[u8]) {
-    let c = Commit {
+    let mut c = Commit {
         reads: vec![],
         writes: vec![Write::put(key(s, k), v).unwrap()],
     };
-    s.commit(&c, true).unwrap();
+    s.commit(&mut c, true).unwrap();
 }
 
 fn get(s: &Store, k: &str) -> (u64, Option<Vec<u8>>) {
@@ -49,7 +49,7 @@ fn put_get_delete_and_versions() {
     let (v2, _) = get(&s, "a");
     assert!(v2 > v1);
     s.commit(
-        &Commit {
+        &mut Commit {
             reads: vec![],
             writes: vec![Write::delete(key(&s, "a"))],
         },
@@ -62,13 +62,32 @@ fn put_get_delete_and_versions() {
 }
 
 #[test]
+fn a_binary_put_stores_the_external_term_format_of_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let mut c = Commit {
+        reads: vec![],
+        writes: vec![Write::put_binary(key(&s, "b"), b"abc").unwrap()],
+    };
+    s.commit(&mut c, true).unwrap();
+    // term_to_binary(<<"abc">>)
+    let etf = [131, 109, 0, 0, 0, 3, b'a', b'b', b'c'];
+    assert_eq!(get(&s, "b").1.as_deref(), Some(&etf[..]));
+    assert!(matches!(
+        Write::put_binary(key(&s, "b"), &vec![0; MAX_VALUE_BYTES - 5]),
+        Err(Error::ValueTooLarge)
+    ));
+    assert!(Write::put_binary(key(&s, "b"), &vec![0; MAX_VALUE_BYTES - 6]).is_ok());
+}
+
+#[test]
 fn stale_read_aborts_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     put(&s, "x", b"1");
     let (seen, _) = get(&s, "x");
     put(&s, "x", b"2");
-    let c = Commit {
+    let mut c = Commit {
         reads: vec![
             ReadCheck {
                 key: key(&s, "y"),
@@ -81,7 +100,7 @@ fn stale_read_aborts_and_writes_nothing() {
         ],
         writes: vec![Write::put(key(&s, "z"), b"never").unwrap()],
     };
-    assert_eq!(s.commit(&c, true), Err(Error::Conflict(vec![1])));
+    assert_eq!(s.commit(&mut c, true), Err(Error::Conflict(vec![1])));
     assert_eq!(sync_commit(&s, c), Err(Error::Conflict(vec![1])));
     assert_eq!(get(&s, "z"), (0, None));
 }
@@ -90,7 +109,7 @@ fn stale_read_aborts_and_writes_nothing() {
 fn a_key_created_after_it_was_read_missing_aborts() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
-    let c = Commit {
+    let mut c = Commit {
         reads: vec![ReadCheck {
             key: key(&s, "new"),
             version: 0,
@@ -98,7 +117,7 @@ fn a_key_created_after_it_was_read_missing_aborts() {
         writes: vec![Write::put(key(&s, "other"), b"v").unwrap()],
     };
     put(&s, "new", b"created meanwhile");
-    assert_eq!(s.commit(&c, true), Err(Error::Conflict(vec![0])));
+    assert_eq!(s.commit(&mut c, true), Err(Error::Conflict(vec![0])));
 }
 
 #[test]
@@ -203,7 +222,7 @@ fn concurrent_validated_increments_are_exact() {
                 while done < 200 {
                     let (v, val) = get(&s, "n");
                     let n = u64::from_be_bytes(val.unwrap().try_into().unwrap()) + 1;
-                    let c = Commit {
+                    let mut c = Commit {
                         reads: vec![ReadCheck {
                             key: key(&s, "n"),
                             version: v,
@@ -211,7 +230,7 @@ fn concurrent_validated_increments_are_exact() {
                         writes: vec![Write::put(key(&s, "n"), &n.to_be_bytes()).unwrap()],
                     };
                     let r = match t % 3 {
-                        0 => s.commit(&c, true),
+                        0 => s.commit(&mut c, true),
                         1 => sync_commit(&s, c),
                         _ => match try_queue_commit(&s, c) {
                             Ok((crate::Applied::Inline, _)) => Ok(()),
@@ -243,7 +262,7 @@ fn scans_merge_partitions_in_key_order_over_a_snapshot() {
     }
     put(&s, "k100", b"overwritten");
     s.commit(
-        &Commit {
+        &mut Commit {
             reads: vec![],
             writes: vec![Write::delete(key(&s, "k101"))],
         },
@@ -308,13 +327,13 @@ fn non_blocking_paths_decline_instead_of_waiting() {
     let k = keycodec::encode_binary(b"held").unwrap();
     let p = s.partition_of(&k) as usize;
     let guard = s.inner.seqs[p].lock();
-    let c = Commit {
+    let mut c = Commit {
         reads: vec![],
         writes: vec![Write::put(key(&s, "held"), b"w").unwrap()],
     };
-    assert_eq!(s.commit(&c, false), Err(Error::WouldBlock));
+    assert_eq!(s.commit(&mut c, false), Err(Error::WouldBlock));
     drop(guard);
-    s.commit(&c, false).unwrap();
+    s.commit(&mut c, false).unwrap();
     assert_eq!(get(&s, "held").1.as_deref(), Some(&b"w"[..]));
 }
 
@@ -343,7 +362,7 @@ fn async_commits_that_find_the_gate_taken_are_served_once_it_is_free() {
     };
     let gate = s.inner.gate.lock();
     assert_eq!(
-        s.commit(&one("a", b"x", vec![]), false),
+        s.commit(&mut one("a", b"x", vec![]), false),
         Err(Error::WouldBlock)
     );
     let (a1, r1) = queue_commit(&s, one("a", b"1", vec![]));
@@ -370,7 +389,7 @@ fn async_commits_that_find_the_gate_taken_are_served_once_it_is_free() {
     drop(gate);
     // The next commit, once applied, serves the three as one group (unless the writer thread,
     // starting late, took some of them first: then it waited for the gate).
-    s.commit(&one("d", b"4", vec![]), true).unwrap();
+    s.commit(&mut one("d", b"4", vec![]), true).unwrap();
     let wait = std::time::Duration::from_secs(10);
     assert_eq!(r1.recv_timeout(wait).unwrap(), Ok(()));
     assert_eq!(r2.recv_timeout(wait).unwrap(), Ok(()));
@@ -449,7 +468,7 @@ fn crash_child() {
         let s = s.clone();
         std::thread::spawn(move || {
             for i in 0u64.. {
-                let c = Commit {
+                let mut c = Commit {
                     reads: vec![],
                     writes: vec![
                         Write::put(key(&s, &format!("a{}", i % 50)), &i.to_be_bytes()).unwrap(),
@@ -457,7 +476,7 @@ fn crash_child() {
                     ],
                 };
                 if t % 2 == 0 {
-                    s.commit(&c, true).unwrap();
+                    s.commit(&mut c, true).unwrap();
                 } else {
                     sync_commit(&s, c).unwrap();
                 }
