@@ -7,9 +7,9 @@
 //! current versions, each write takes the next sequence number of its partition as its version,
 //! and one RocksDB WriteBatch carries the data and the log entries.
 //!
-//! An async commit that finds the gate taken is not waited for: it joins the pending queue, and
-//! whoever holds the gate serves that queue after its own commit, as one batch per round (flat
-//! combining). The writer thread drains its channel the same way: sync commits, so concurrent
+//! An async commit that finds the gate taken spins for it a few microseconds (about one small
+//! commit's time), then joins the pending queue, and whoever holds the gate serves that queue
+//! after its own commit, as one batch per round (flat combining). The writer thread drains its channel the same way: sync commits, so concurrent
 //! sync writers share one fsync (group commit), with whatever async commits are pending.
 //! Commits in one group are validated in queue order against each other's writes, exactly as
 //! if applied one by one.
@@ -40,6 +40,10 @@ const MAX_GROUP: usize = 512;
 /// thread switch, and on a machine whose cores the schedulers keep busy, a wait for a core.
 const SERVE_BUDGET: Duration = Duration::from_micros(500);
 const SERVE_GROUP: usize = 64;
+/// How long an async commit that finds the gate taken spins for it before it queues: about
+/// one small commit's time under the gate. Measured with 8 processes putting (2 schedulers):
+/// 2-4 us gave 106-134k puts/s, no spin 84-104k/s, 10 us 83-107k/s.
+const SPIN: Duration = Duration::from_micros(4);
 
 thread_local! {
     /// Async write options, made once per thread: (never stall, may stall).
@@ -319,7 +323,7 @@ impl Store {
     }
 
     /// Applies a commit with async durability without waiting: inline when no other commit is
-    /// in progress, otherwise queued for whoever holds the gate, which applies it in a group
+    /// in progress or the one in progress ends within `SPIN`, otherwise queued for whoever holds the gate, which applies it in a group
     /// with the others pending and then calls the reply `reply()` makes. Either way the caller
     /// then serves what others queued while it held the gate or waited. A full queue, a busy
     /// partition, a value not in cache or a write stall give `Error::WouldBlock`, and nothing
@@ -333,7 +337,7 @@ impl Store {
         reply: impl FnOnce() -> CommitReply,
     ) -> Result<Applied, Error> {
         let inner = &*self.inner;
-        let applied = match inner.gate.try_lock() {
+        let applied = match gate_spinning(inner) {
             Some(gate) => {
                 let r = apply_inline(inner, &mut commit, false);
                 drop(gate);
@@ -441,6 +445,23 @@ impl Store {
             }
         }
     }
+}
+
+/// The write gate, if it is free or comes free within `SPIN`. A commit holds it for a few
+/// microseconds: spinning that long is cheaper than queueing, whose answer by message often
+/// has to wake a scheduler that went to sleep meanwhile.
+fn gate_spinning(inner: &Inner) -> Option<MutexGuard<'_, ()>> {
+    if let Some(gate) = inner.gate.try_lock() {
+        return Some(gate);
+    }
+    let start = Instant::now();
+    while start.elapsed() < SPIN {
+        std::hint::spin_loop();
+        if let Some(gate) = inner.gate.try_lock() {
+            return Some(gate);
+        }
+    }
+    None
 }
 
 /// Moves pending commits into `group`, up to `max` in all.
