@@ -5,9 +5,10 @@
 # quick sizes).
 set -euo pipefail
 mode=${1:-full}
+# The raw benchmark's sizes are those of the Erlang side (strata_bench:params/1): same keys.
 case "$mode" in
-  full)  ops=200000; sync_ops=2000; runs=3; mem_keys=1000000 ;;
-  quick|engines) ops=50000;  sync_ops=500;  runs=3; mem_keys=1000000 ;;
+  full)  ops=100000; sync_ops=2000; runs=3; mem_keys=1000000 ;;
+  quick|engines) ops=20000;  sync_ops=600;  runs=3; mem_keys=1000000 ;;
   *) echo "usage: bench/run.sh [full|quick|engines]" >&2; exit 2 ;;
 esac
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -1,5 +1,6 @@
 %%% @doc `make bench': strata from Erlang against raw RocksDB (measured by the Rust
-%%% strata_bench in the same run), ETS, DETS and Mnesia, on the same keys and values.
+%%% strata_bench in the same run, on the same keys in the same order, with strata's core from
+%%% Rust alongside: rows `core'), ETS, DETS and Mnesia, on the same keys and values.
 %%%
 %%% Every figure is the median of several runs; latencies are p50/p99 of every operation of
 %%% the median run. Results are printed as tables and written as CSV and markdown into the
@@ -42,7 +43,7 @@ run_raw(Cmd, OutDir, When) ->
 
 %% Each raw row from the run that measured it faster.
 faster(Before, After) ->
-    Key = fun(#{op := O, size := Z, procs := Pr, durability := D}) -> {O, Z, Pr, D} end,
+    Key = fun(#{system := S, op := O, size := Z, procs := Pr, durability := D}) -> {S, O, Z, Pr, D} end,
     Later = maps:from_list([{Key(R), R} || R <- After]),
     [case maps:get(Key(R), Later, R) of
          #{ops := Ops} = A when Ops > B -> A;
@@ -335,16 +336,17 @@ report(Rows, #{mode := Mode}, OutDir) ->
                    [R || #{system := S, op := O, size := Z, procs := Pr, durability := D} = R <- Rows,
                          S =:= Sys, O =:= Op, Z =:= Size, Pr =:= Procs, D =:= Dur]
            end,
-    Ratio = fun(#{system := <<"strata">>, op := Op, size := Size, procs := Procs,
-                  durability := Dur, ops := Ops}) ->
+    Ratio = fun(#{system := Sys, op := Op, size := Size, procs := Procs,
+                  durability := Dur, ops := Ops}) when Sys =:= <<"strata">>; Sys =:= <<"core">> ->
                     RawProcs = min(Procs, 2),
                     VsRaw = case Find(<<"raw">>, Op, Size, RawProcs, Dur) of
                                 [#{ops := R}] -> Ops / R;
                                 [] -> undefined
                             end,
-                    %% Mnesia never fsyncs, so only async writes compare with it.
+                    %% Mnesia never fsyncs, so only async writes compare with it; the core
+                    %% runs without Erlang, so only strata does.
                     VsMnesia = case Find(<<"mnesia_tx">>, Op, Size, min(Procs, 8), <<"-">>) of
-                                   [#{ops := M}] when Dur =:= <<"async">> -> Ops / M;
+                                   [#{ops := M}] when Dur =:= <<"async">>, Sys =:= <<"strata">> -> Ops / M;
                                    _ -> undefined
                                end,
                     {VsRaw, VsMnesia};

@@ -1,14 +1,17 @@
 //! The engine's ceiling: raw RocksDB from Rust, opened with the options strata uses
-//! (`strata_core::store::db_options`), under the workloads `make bench` runs from Erlang.
+//! (`strata_core::store::db_options`), under the workloads `make bench` runs from Erlang; and
+//! strata's core (`Store::commit`, with key encoding and the commit log) from Rust, which
+//! separates what the core adds to raw RocksDB from what the Erlang side adds.
 //!
 //! Usage: `strata_bench OPS SYNC_OPS RUNS` — prints CSV rows
-//! `raw,<op>,<value bytes>,<threads>,<durability>,<ops/s>,<p50 us>,<p99 us>` with the median
-//! of RUNS runs, and a progress line per step on stderr.
+//! `<raw|core>,<op>,<value bytes>,<threads>,<durability>,<ops/s>,<p50 us>,<p99 us>` with the
+//! median of RUNS runs, and a progress line per step on stderr.
 
 use rocksdb::{WriteOptions, DB};
 use std::sync::Arc;
 use std::time::Instant;
 use strata_core::store::{db_options, Config};
+use strata_core::{keycodec, Commit, Store, Write};
 
 struct Sample {
     ops_per_s: f64,
@@ -16,23 +19,17 @@ struct Sample {
     p99_us: f64,
 }
 
-/// A deterministic permutation-ish key order (xorshift), so runs are comparable.
+/// The key of index `i`, as the Erlang side writes it: `<<"key", I:64>>`.
 fn key(i: u64) -> Vec<u8> {
     let mut k = b"key".to_vec();
     k.extend_from_slice(&i.to_be_bytes());
     k
 }
 
-fn shuffled(n: u64, seed: u64) -> Vec<u64> {
-    let mut v: Vec<u64> = (0..n).collect();
-    let mut x = seed | 1;
-    for i in (1..v.len()).rev() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.swap(i, (x % (i as u64 + 1)) as usize);
-    }
-    v
+/// Every index below `n` once, in the scrambled order the Erlang side uses
+/// (`I * 2654435761 rem N`; the multiplier is coprime with the benchmark's sizes).
+fn order(n: u64) -> Vec<u64> {
+    (0..n).map(|i| i * 2_654_435_761 % n).collect()
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -43,11 +40,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// Runs `op` over `keys` split across `threads`, timing each call.
-fn run(
-    db: &Arc<DB>,
+fn run<D: Send + Sync + 'static>(
+    db: &Arc<D>,
     keys: &[u64],
     threads: usize,
-    op: impl Fn(&DB, u64) + Send + Sync + 'static,
+    op: impl Fn(&D, u64) + Send + Sync + 'static,
 ) -> Sample {
     let op = Arc::new(op);
     let chunks: Vec<Vec<u64>> = keys
@@ -89,6 +86,53 @@ fn median(mut samples: Vec<Sample>) -> Sample {
     samples.swap_remove(samples.len() / 2)
 }
 
+fn report(system: &str, op: &str, value_len: usize, threads: usize, durability: &str, s: Sample) {
+    println!(
+        "{system},{op},{value_len},{threads},{durability},{:.0},{:.2},{:.2}",
+        s.ops_per_s, s.p50_us, s.p99_us
+    );
+    eprintln!(
+        "  {system:4} {op:3} {value_len:4} B {threads} thread(s) {durability:5}: {:>9.0} ops/s",
+        s.ops_per_s
+    );
+}
+
+/// Async puts through strata's core as the NIF makes them: the key encoded as the Erlang
+/// binary `<<"key", I:64>>`, the value as a binary, one validated commit each; on the workload
+/// of `main`'s 100 B puts.
+fn core_puts(ops: u64, runs: u64) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(Store::open(Config::new(dir.path())).expect("open store"));
+    let put = |s: &Store, k: u64, value: &[u8]| {
+        let key = s.data_key(&keycodec::encode_binary(&key(k)).unwrap());
+        let mut c = Commit {
+            reads: vec![],
+            writes: vec![Write::put_binary(key, value).unwrap()],
+        };
+        s.commit(&mut c, true).unwrap();
+    };
+    let value = vec![0xABu8; 100];
+    for k in 0..ops {
+        put(&store, k, &value);
+    }
+    let keys = order(ops);
+    for threads in [1usize, 2] {
+        let samples = (0..runs)
+            .map(|_| {
+                let value = value.clone();
+                run(&store, &keys, threads, move |s: &Store, k| {
+                    put(s, k, &value)
+                })
+            })
+            .collect();
+        report("core", "put", 100, threads, "async", median(samples));
+    }
+}
+
+/// Raw RocksDB on the workload the Erlang side runs: per value size one database, loaded
+/// with every key once; then, from 1 and from 2 threads, `RUNS` rounds of async puts over
+/// every key in the scrambled order, the same for gets, then sync puts of the first
+/// `SYNC_OPS` keys of that order.
 fn main() {
     let args: Vec<u64> = std::env::args()
         .skip(1)
@@ -96,51 +140,65 @@ fn main() {
         .collect();
     let (ops, sync_ops, runs) = match args[..] {
         [a, b, c] => (a, b, c.max(1)),
-        _ => (200_000, 2_000, 3),
+        _ => (100_000, 2_000, 3),
     };
+    let keys = order(ops);
     for value_len in [100usize, 1024] {
-        for threads in [1usize, 2] {
-            for sync in [false, true] {
-                let n = if sync { sync_ops } else { ops };
-                let durability = if sync { "sync" } else { "async" };
-                let mut puts = Vec::new();
-                let mut gets = Vec::new();
-                for r in 0..runs {
-                    let dir = tempfile::tempdir().expect("temp dir");
-                    let cfg = Config::new(dir.path());
-                    let (opts, cfs) = db_options(&cfg);
-                    let db = Arc::new(DB::open_cf_descriptors(&opts, dir.path(), cfs).unwrap());
-                    let keys = shuffled(n, 0x9E37_79B9 + r);
-                    let value = vec![0xABu8; value_len];
-                    puts.push(run(&db, &keys, threads, move |db, k| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cfg = Config::new(dir.path());
+        let (opts, cfs) = db_options(&cfg);
+        let db = Arc::new(DB::open_cf_descriptors(&opts, dir.path(), cfs).unwrap());
+        let value = vec![0xABu8; value_len];
+        let cf = db.cf_handle("data").unwrap();
+        for k in 0..ops {
+            db.put_cf(cf, key(k), &value).unwrap();
+        }
+        let puts = |keys: &[u64], threads: usize, sync: bool| {
+            let samples = (0..runs)
+                .map(|_| {
+                    let value = value.clone();
+                    run(&db, keys, threads, move |db: &DB, k| {
                         let mut wo = WriteOptions::default();
                         wo.set_sync(sync);
                         let cf = db.cf_handle("data").unwrap();
                         db.put_cf_opt(cf, key(k), &value, &wo).unwrap();
-                    }));
-                    if !sync {
-                        let keys = shuffled(n, 0x51ED + r);
-                        gets.push(run(&db, &keys, threads, |db, k| {
-                            let cf = db.cf_handle("data").unwrap();
-                            assert!(db.get_pinned_cf(cf, key(k)).unwrap().is_some());
-                        }));
-                    }
-                }
-                let report = |op: &str, s: Sample| {
-                    println!(
-                        "raw,{op},{value_len},{threads},{durability},{:.0},{:.2},{:.2}",
-                        s.ops_per_s, s.p50_us, s.p99_us
-                    );
-                    eprintln!(
-                        "  raw rocksdb {op:3} {value_len:4} B {threads} thread(s) {durability:5}: {:>9.0} ops/s",
-                        s.ops_per_s
-                    );
-                };
-                report("put", median(puts));
-                if !gets.is_empty() {
-                    report("get", median(gets));
-                }
-            }
+                    })
+                })
+                .collect();
+            median(samples)
+        };
+        for threads in [1usize, 2] {
+            report(
+                "raw",
+                "put",
+                value_len,
+                threads,
+                "async",
+                puts(&keys, threads, false),
+            );
+        }
+        for threads in [1usize, 2] {
+            let samples = (0..runs)
+                .map(|_| {
+                    run(&db, &keys, threads, |db: &DB, k| {
+                        let cf = db.cf_handle("data").unwrap();
+                        assert!(db.get_pinned_cf(cf, key(k)).unwrap().is_some());
+                    })
+                })
+                .collect();
+            report("raw", "get", value_len, threads, "async", median(samples));
+        }
+        let first = &keys[..(sync_ops.min(ops) as usize)];
+        for threads in [1usize, 2] {
+            report(
+                "raw",
+                "put",
+                value_len,
+                threads,
+                "sync",
+                puts(first, threads, true),
+            );
         }
     }
+    core_puts(ops, runs);
 }
