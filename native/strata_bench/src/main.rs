@@ -153,30 +153,31 @@ fn main() {
         for k in 0..ops {
             db.put_cf(cf, key(k), &value).unwrap();
         }
-        let puts = |keys: &[u64], threads: usize, sync: bool| {
-            let samples = (0..runs)
-                .map(|_| {
-                    let value = value.clone();
-                    run(&db, keys, threads, move |db: &DB, k| {
-                        let mut wo = WriteOptions::default();
-                        wo.set_sync(sync);
-                        let cf = db.cf_handle("data").unwrap();
-                        db.put_cf_opt(cf, key(k), &value, &wo).unwrap();
+        let puts = |keys: &[u64], durability: &str| {
+            let sync = durability == "sync";
+            for threads in [1usize, 2] {
+                let samples = (0..runs)
+                    .map(|_| {
+                        let value = value.clone();
+                        run(&db, keys, threads, move |db: &DB, k| {
+                            let mut wo = WriteOptions::default();
+                            wo.set_sync(sync);
+                            let cf = db.cf_handle("data").unwrap();
+                            db.put_cf_opt(cf, key(k), &value, &wo).unwrap();
+                        })
                     })
-                })
-                .collect();
-            median(samples)
+                    .collect();
+                report(
+                    "raw",
+                    "put",
+                    value_len,
+                    threads,
+                    durability,
+                    median(samples),
+                );
+            }
         };
-        for threads in [1usize, 2] {
-            report(
-                "raw",
-                "put",
-                value_len,
-                threads,
-                "async",
-                puts(&keys, threads, false),
-            );
-        }
+        puts(&keys, "async");
         for threads in [1usize, 2] {
             let samples = (0..runs)
                 .map(|_| {
@@ -188,17 +189,7 @@ fn main() {
                 .collect();
             report("raw", "get", value_len, threads, "async", median(samples));
         }
-        let first = &keys[..(sync_ops.min(ops) as usize)];
-        for threads in [1usize, 2] {
-            report(
-                "raw",
-                "put",
-                value_len,
-                threads,
-                "sync",
-                puts(first, threads, true),
-            );
-        }
+        puts(&keys[..(sync_ops.min(ops) as usize)], "sync");
     }
     core_puts(ops, runs);
 }

@@ -1,8 +1,8 @@
-//! Writes: puts, deletes and validated commits. Async ones run inline; one that finds another
-//! commit in progress is queued, and the caller holding the engine's write gate applies it with
-//! its own (or hands it to the writer thread if that would block a scheduler). Sync ones always
-//! go to the writer thread (group commit). A queued commit is answered by message:
-//! `{strata_commit, Tag, Result}`.
+//! Writes: puts, deletes and validated commits. Async ones run inline; one that still finds
+//! another commit in progress after a spin of a few microseconds is queued, and the caller
+//! holding the engine's write gate applies it with its own (or hands it to the writer thread if
+//! that would block a scheduler). Sync ones always go to the writer thread (group commit). A
+//! queued commit is answered by message: `{strata_commit, Tag, Result}`.
 
 use super::*;
 use rustler::sys::{enif_send, ErlNifEnv};
@@ -58,19 +58,23 @@ fn reply_to<'a>(env: Env<'a>, tag: Term<'a>) -> CommitReply {
 
 /// Applies an async commit: `ok` when done inline, or `{queued, Tag}` when it will be
 /// answered by message with a new reference `Tag`; on a dirty scheduler (`blocking`) always
-/// inline, waiting for its turn.
+/// inline, waiting for its turn. Reports the pending commits of others it applied as work done.
 fn apply<'a>(env: Env<'a>, s: &Store, mut c: Commit, blocking: bool) -> Result<Term<'a>, Error> {
     let _caller = Caller::enter(env);
     if blocking {
         return s.commit(&mut c, true).map(|()| atoms::ok().encode(env));
     }
     let mut tag = None;
-    let applied = s.commit_or_queue(c, || {
+    let (applied, served) = s.commit_or_queue(c, || {
         let r: Term = *env.make_ref();
         tag = Some(r);
         reply_to(env, r)
-    })?;
-    Ok(match (applied, tag) {
+    });
+    // Others' commits this call applied ran on this process's time slice.
+    if served > 0 {
+        consumed(env, served);
+    }
+    Ok(match (applied?, tag) {
         (Applied::Queued, Some(tag)) => (atoms::queued(), tag).encode(env),
         _ => atoms::ok().encode(env),
     })

@@ -343,7 +343,8 @@ type Outcome = mpsc::Receiver<Result<(), Error>>;
 /// queued one's arrives on the receiver.
 fn try_queue_commit(s: &Store, c: Commit) -> Result<(crate::Applied, Outcome), Error> {
     let (tx, rx) = mpsc::channel();
-    let applied = s.commit_or_queue(c, move || Box::new(move |r| tx.send(r).unwrap()))?;
+    let (applied, _served) = s.commit_or_queue(c, move || Box::new(move |r| tx.send(r).unwrap()));
+    let applied = applied?;
     Ok((applied, rx))
 }
 
@@ -401,6 +402,44 @@ fn async_commits_that_find_the_gate_taken_are_served_once_it_is_free() {
     assert_eq!(get(&s, "b").1.as_deref(), Some(&b"2"[..]));
     assert_eq!(get(&s, "c"), (0, None));
     assert_eq!(get(&s, "d").1.as_deref(), Some(&b"4"[..]));
+}
+
+#[test]
+fn a_caller_reports_the_commits_it_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let put = |k: &str| Commit {
+        reads: vec![],
+        writes: vec![Write::put(key(&s, k), b"v").unwrap()],
+    };
+    let (tx, rx) = mpsc::channel();
+    let reply = || {
+        let tx = tx.clone();
+        move || -> crate::CommitReply {
+            Box::new(move |r| tx.send((r, std::thread::current().id())).unwrap())
+        }
+    };
+    let gate = s.inner.gate.lock();
+    for k in ["a", "b", "c"] {
+        let (applied, served) = s.commit_or_queue(put(k), reply());
+        assert_eq!((applied, served), (Ok(crate::Applied::Queued), 0));
+    }
+    drop(gate);
+    // This call serves what is pending, unless the writer thread took some of it first (then
+    // its own commit may be queued behind them): every reply sent from this thread is counted.
+    let (applied, served) = s.commit_or_queue(put("d"), reply());
+    let replies = 3 + usize::from(applied == Ok(crate::Applied::Queued));
+    let wait = std::time::Duration::from_secs(10);
+    let mut here = 0;
+    for _ in 0..replies {
+        let (r, thread) = rx.recv_timeout(wait).unwrap();
+        assert_eq!(r, Ok(()));
+        here += usize::from(thread == std::thread::current().id());
+    }
+    assert_eq!(served, here);
+    for k in ["a", "b", "c", "d"] {
+        assert_eq!(get(&s, k).1.as_deref(), Some(&b"v"[..]));
+    }
 }
 
 #[test]
