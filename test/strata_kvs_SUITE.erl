@@ -32,7 +32,7 @@ groups() ->
      {concurrency, [], [twelve_appenders_one_feed, uncombined_appenders_one_feed,
                        reader_paging_during_appends_sees_no_gap,
                         appenders_and_removers, appenders_on_eight_feeds,
-                        concurrent_record_updates_keep_indexes]},
+                        concurrent_record_updates_keep_indexes, lanes_are_supervised]},
      {crash, [], [kill_9_during_appends]}].
 
 %% The suite is its own schema module.
@@ -497,6 +497,29 @@ page_loop(N, Acc, R) ->
         _ -> ok
     end,
     page_loop(N, Acc ++ args(R1), R1).
+
+%% Lanes run under strata_kvs_lanes: started once per name, answering system messages,
+%% started again after they die, and stopped with the application.
+lanes_are_supervised(_Config) ->
+    Name = strata_kvs_lane_1,
+    {ok, Lane} = strata_kvs_lanes:start_lane(Name),
+    ?assertEqual({ok, Lane}, strata_kvs_lanes:start_lane(Name)),
+    ?assertEqual(Lane, whereis(Name)),
+    ?assert(lists:keymember(Lane, 2, supervisor:which_children(strata_kvs_lanes))),
+    ?assertMatch({_Parent, Name}, sys:get_state(Lane)),
+    {Results, Feed} = appenders(shared, 8, 100),
+    ?assertEqual(800, length(Results)),
+    ?assertEqual(800, length(Feed)),
+    ok = strata_kvs:check(shared),
+    MRef = monitor(process, Lane),
+    exit(Lane, kill),
+    receive {'DOWN', MRef, process, Lane, killed} -> ok end,
+    {ok, Again} = strata_kvs_lanes:start_lane(Name),
+    ?assertNotEqual(Lane, Again),
+    Lanes = [Pid || {_, Pid, _, _} <- supervisor:which_children(strata_kvs_lanes)],
+    ?assert(lists:member(Again, Lanes)),
+    ok = application:stop(strata),
+    ?assertEqual([], [Pid || Pid <- Lanes, is_process_alive(Pid)]).
 
 %% Four appenders; two removers each remove one appender's entries as soon as they appear.
 appenders_and_removers(_Config) ->

@@ -9,17 +9,18 @@
 %%%
 %%% Who competes is counted in an `atomics' array (4096 slots by feed hash, made once and kept
 %%% in `persistent_term'): the caller that finds its slot at zero runs directly, the others
-%%% queue. Lanes (64, by feed hash) are started on first use, registered, and keep nothing
-%%% between batches: every batch reads the writer from the store in its transaction. So a lane
-%%% that dies loses no feed state (its waiting callers get `{error, {lane_down, Reason}}'), and
-%%% appenders on other nodes stay correct: their transactions conflict with the lane's and
-%%% retry, as any two transactions do.
+%%% queue. Lanes (64, by feed hash) are started on first use under strata_kvs_lanes,
+%%% registered, and keep nothing between batches: every batch reads the writer from the store
+%%% in its transaction. So a lane that dies loses no feed state (its waiting callers get
+%%% `{error, {lane_down, Reason}}', and the next append starts it again), and appenders on other
+%%% nodes stay correct: their transactions conflict with the lane's and retry, as any two
+%%% transactions do.
 %%%
 %%% Inside a caller's own strata transaction an append joins that transaction instead.
 -module(strata_kvs_lane).
 
--export([append/2]).
--export([init/1, loop/1]).
+-export([append/2, start_link/1]).
+-export([init/2, loop/1, system_continue/3, system_terminate/4, system_code_change/4]).
 
 -define(SLOTS, 4096).
 -define(LANES, 64).
@@ -48,7 +49,12 @@ route(F, Recs) ->
     end.
 
 via_lane(Name, F, Recs) ->
-    Pid = lane(Name),
+    case lane(Name) of
+        {ok, Pid} -> call_lane(Pid, F, Recs);
+        {error, Reason} -> {error, {lane_down, Reason}}
+    end.
+
+call_lane(Pid, F, Recs) ->
     MRef = monitor(process, Pid),
     Pid ! {append, self(), MRef, F, Recs},
     receive
@@ -75,44 +81,58 @@ state() ->
 
 lane(Name) ->
     case whereis(Name) of
-        undefined ->
-            Pid = proc_lib:spawn(?MODULE, init, [Name]),
-            try register(Name, Pid) of
-                true -> Pid
-            catch
-                error:badarg ->
-                    %% Another caller started this lane first.
-                    exit(Pid, kill),
-                    lane(Name)
-            end;
-        Pid ->
-            Pid
+        undefined -> strata_kvs_lanes:start_lane(Name);
+        Pid -> {ok, Pid}
     end.
 
 %%% The lane process
 
-%% @private
--spec init(atom()) -> no_return().
-init(Name) ->
-    case whereis(user) of
-        undefined -> ok;
-        User -> group_leader(User, self())
-    end,
-    loop(Name).
+%% @doc Starts the lane registered as `Name' (called by strata_kvs_lanes);
+%% `{error, {already_started, Pid}}' when another caller started it first.
+-spec start_link(atom()) -> {ok, pid()} | {error, term()}.
+start_link(Name) ->
+    proc_lib:start_link(?MODULE, init, [self(), Name]).
 
 %% @private
--spec loop(atom()) -> no_return().
-loop(Name) ->
+-spec init(pid(), atom()) -> ok | no_return().
+init(Parent, Name) ->
+    try register(Name, self()) of
+        true ->
+            proc_lib:init_ack(Parent, {ok, self()}),
+            loop({Parent, Name})
+    catch
+        error:badarg ->
+            proc_lib:init_ack(Parent, {error, {already_started, whereis(Name)}})
+    end.
+
+%% @private
+-spec loop({pid(), atom()}) -> no_return().
+loop({Parent, Name} = State) ->
     receive
         {append, _, _, _, _} = Request ->
             run(collect([Request], length(element(5, Request)))),
-            loop(Name);
+            loop(State);
+        {system, From, Request} ->
+            sys:handle_system_msg(Request, From, Parent, ?MODULE, [], State);
         Other ->
             logger:warning("~p: unexpected message ~p", [Name, Other]),
-            loop(Name)
+            loop(State)
     after ?IDLE_MS ->
-            proc_lib:hibernate(?MODULE, loop, [Name])
+            proc_lib:hibernate(?MODULE, loop, [State])
     end.
+
+%% @private
+system_continue(_Parent, _Debug, State) ->
+    loop(State).
+
+%% @private
+-spec system_terminate(term(), pid(), [sys:dbg_opt()], term()) -> no_return().
+system_terminate(Reason, _Parent, _Debug, _State) ->
+    exit(Reason).
+
+%% @private
+system_code_change(State, _Module, _OldVsn, _Extra) ->
+    {ok, State}.
 
 %% Every request already waiting, up to MAX_BATCH records.
 collect(Acc, N) when N >= ?MAX_BATCH ->

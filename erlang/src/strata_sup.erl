@@ -1,9 +1,9 @@
 %%% @doc The top supervisor.
 %%%
-%%% rest_for_one, in the order store, failure detector, cluster membership: everything after
-%%% the store reads through its owner's handle, so if the owner dies (and the store with it)
-%%% the rest restarts with the reopened store; the membership tells the detector whom to
-%%% watch, so it restarts with the detector. The intensity is low because a store that fails
+%%% rest_for_one, in the order store, failure detector, cluster membership, strata_kvs' lanes:
+%%% everything after the store reads through its owner's handle, so if the owner dies (and the
+%%% store with it) the rest restarts with the reopened store; the membership tells the detector
+%%% whom to watch, so it restarts with the detector. The intensity is low because a store that fails
 %%% to reopen will keep failing; then the application stops with the reason instead of
 %%% looping.
 -module(strata_sup).
@@ -25,5 +25,10 @@ init(Config) ->
               type => worker},
     Worker = fun(M) -> #{id => M, start => {M, start_link, [Config]}, restart => permanent,
                          shutdown => 5000, type => worker} end,
+    Lanes = #{id => strata_kvs_lanes,
+              start => {strata_kvs_lanes, start_link, []},
+              restart => permanent,
+              shutdown => infinity,
+              type => supervisor},
     {ok, {#{strategy => rest_for_one, intensity => 3, period => 10},
-          [Store, Worker(strata_fd), Worker(strata_cluster)]}}.
+          [Store, Worker(strata_fd), Worker(strata_cluster), Lanes]}}.
