@@ -519,7 +519,8 @@ lanes_are_supervised(_Config) ->
     Lanes = [Pid || {_, Pid, _, _} <- supervisor:which_children(strata_kvs_lanes)],
     ?assert(lists:member(Again, Lanes)),
     ok = application:stop(strata),
-    ?assertEqual([], [Pid || Pid <- Lanes, is_process_alive(Pid)]).
+    ?assertEqual([], [Pid || Pid <- Lanes, is_process_alive(Pid)]),
+    ?assertEqual({error, not_started}, strata_kvs_lanes:start_lane(Name)).
 
 %% Four appenders; two removers each remove one appender's entries as soon as they appear.
 appenders_and_removers(_Config) ->

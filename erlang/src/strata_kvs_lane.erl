@@ -51,6 +51,7 @@ route(F, Recs) ->
 via_lane(Name, F, Recs) ->
     case lane(Name) of
         {ok, Pid} -> call_lane(Pid, F, Recs);
+        {error, not_started} = Error -> Error;
         {error, Reason} -> {error, {lane_down, Reason}}
     end.
 

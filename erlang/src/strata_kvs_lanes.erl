@@ -12,13 +12,16 @@
 start_link() ->
     supervisor:start_link({local, ?MODULE}, ?MODULE, []).
 
-%% @doc The lane registered as `Name', started under this supervisor if it is not running.
+%% @doc The lane registered as `Name', started under this supervisor if it is not running;
+%% `{error, not_started}' when strata is not running.
 -spec start_lane(atom()) -> {ok, pid()} | {error, term()}.
 start_lane(Name) ->
-    case supervisor:start_child(?MODULE, [Name]) of
+    try supervisor:start_child(?MODULE, [Name]) of
         {ok, Pid} -> {ok, Pid};
         {error, {already_started, Pid}} -> {ok, Pid};
         {error, _} = Error -> Error
+    catch
+        exit:{noproc, _} -> {error, not_started}
     end.
 
 %% @private
