@@ -2,7 +2,8 @@
 %%% sync writes and the VM carries on (callers in flight get an error, the port comes back
 %%% under supervision, every acknowledged write is there); the port program answers malformed
 %%% frames with errors and keeps serving; it exits when its input closes and never outlives its
-%%% VM; snapshots are released by their owners and capped.
+%%% VM; snapshots are released by their owners and capped; a stalled port (SIGSTOP) gives
+%%% timeouts and `overloaded', and its late replies are dropped.
 -module(strata_port_SUITE).
 -include_lib("common_test/include/ct.hrl").
 -include_lib("stdlib/include/assert.hrl").
@@ -11,9 +12,13 @@
 
 -define(WRITERS, 8).
 
+%% A case that hangs (a caller stuck on a stalled port) fails instead of waiting forever.
+suite() -> [{timetrap, {minutes, 5}}].
+
 all() ->
     [kill_9_of_the_port_during_sync_writes, malformed_frames_are_answered,
-     port_exits_on_end_of_input, port_dies_with_its_vm, snapshots_are_released_and_capped].
+     port_exits_on_end_of_input, port_dies_with_its_vm, snapshots_are_released_and_capped,
+     a_stalled_port_overloads_and_late_replies_vanish].
 
 init_per_suite(Config) ->
     ok = strata_test_util:use_engine(port),
@@ -28,6 +33,41 @@ init_per_testcase(Case, Config) ->
 
 end_per_testcase(_Case, _Config) ->
     strata_test_util:stop().
+
+%%% A stalled port (SIGSTOP)
+
+%% With the port program stopped: a call that gives up returns `{error, timeout}', callers pile
+%% up to the in-flight bound and the next one gets `{error, overloaded}' at once; once the port
+%% runs again, the waiting callers get their answers, the timed-out write is applied, and its
+%% late reply never reaches the caller's mailbox. (Callers past what the pipe and the port's
+%% queue hold wait inside `port_command' (busy port), outside their timeout: a stalled port
+%% program holds them until it runs again or dies.)
+a_stalled_port_overloads_and_late_replies_vanish(Config) ->
+    ok = strata_test_util:start(?config(dir, Config), [{durability, async}]),
+    ok = strata:put(k, 0),
+    OsPid = integer_to_list(strata_port:os_pid()),
+    Parent = self(),
+    "" = os:cmd("kill -STOP " ++ OsPid),
+    try
+        ?assertEqual({error, timeout}, strata:put(late, 1, #{timeout => 100})),
+        Readers = [spawn_link(fun() -> Parent ! {self(), strata:get(k)} end)
+                   || _ <- lists:seq(1, 1024)],
+        %% The in-flight count (the handle's counter) reaches the bound.
+        {_Port, InFlight} = strata_store:handle(),
+        ok = strata_test_util:wait_until(fun() -> atomics:get(InFlight, 1) >= 1024 end, 30000),
+        ?assertEqual({error, overloaded}, strata:put(refused, 1, #{timeout => 10})),
+        "" = os:cmd("kill -CONT " ++ OsPid),
+        Answers = [receive {R, A} -> A after 30000 -> ct:fail({reader_hangs, R}) end
+                   || R <- Readers],
+        ?assertEqual([{ok, 0}], lists:usort(Answers)),
+        ?assertEqual({ok, 1}, strata:get(late)),
+        ?assertEqual({error, not_found}, strata:get(refused)),
+        receive Stray -> ct:fail({late_reply_delivered, Stray})
+        after 200 -> ok
+        end
+    after
+        os:cmd("kill -CONT " ++ OsPid)
+    end.
 
 %%% kill -9 of the port
 
