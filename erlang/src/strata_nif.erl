@@ -9,7 +9,7 @@
 
 -export([open/2, close/1, partition_of/2, info/1,
          get/2, get_dirty/2, get_versioned/3, get_versioned_dirty/3, snapshot/1,
-         put/3, put_dirty/3, delete/2, delete_dirty/2, commit/3, commit_dirty/3, commit_sync/4, commit_sync_dirty/4,
+         put/3, put_dirty/3, delete/2, delete_dirty/2, commit/4, commit_dirty/4, commit_sync/5, commit_sync_dirty/5,
          scan/3, scan_dirty/3,
          log_since/4, last_seq/2, truncate_log/2, backup/2,
          encode_key/1, decode_key/1,
@@ -97,25 +97,30 @@ delete(_Store, _Key) -> ?NOT_LOADED.
 delete_dirty(_Store, _Key) -> ?NOT_LOADED.
 
 %% @doc Validates read versions and applies writes atomically (async durability), without
-%% waiting; as {@link put/3}.
--spec commit(store(), [{term(), non_neg_integer()}], [write()]) ->
+%% waiting; as {@link put/3}. `Snap' is the snapshot every read came from, or `latest' when
+%% they did not come from one snapshot: with a snapshot, reads of a partition nobody wrote
+%% since are valid without being looked up again.
+-spec commit(store(), snapshot() | latest, [{term(), non_neg_integer()}], [write()]) ->
           ok | {queued, reference()} | would_block | error().
-commit(_Store, _Reads, _Writes) -> ?NOT_LOADED.
+commit(_Store, _Snap, _Reads, _Writes) -> ?NOT_LOADED.
 
-%% @doc {@link commit/3} in the caller, waiting for its turn, locks and write stalls.
--spec commit_dirty(store(), [{term(), non_neg_integer()}], [write()]) -> ok | error().
-commit_dirty(_Store, _Reads, _Writes) -> ?NOT_LOADED.
+%% @doc {@link commit/4} in the caller, waiting for its turn, locks and write stalls.
+-spec commit_dirty(store(), snapshot() | latest, [{term(), non_neg_integer()}], [write()]) ->
+          ok | error().
+commit_dirty(_Store, _Snap, _Reads, _Writes) -> ?NOT_LOADED.
 
 %% @doc Queues a commit for the group-commit writer (sync durability); the outcome arrives as
-%% `{strata_commit, Tag, ok | {error, Reason}}'.
--spec commit_sync(store(), [{term(), non_neg_integer()}], [write()], term()) ->
+%% `{strata_commit, Tag, ok | {error, Reason}}'. `Snap' as in {@link commit/4}.
+-spec commit_sync(store(), snapshot() | latest, [{term(), non_neg_integer()}], [write()],
+                  term()) ->
           ok | would_block | error().
-commit_sync(_Store, _Reads, _Writes, _Tag) -> ?NOT_LOADED.
+commit_sync(_Store, _Snap, _Reads, _Writes, _Tag) -> ?NOT_LOADED.
 
-%% @doc {@link commit_sync/4}, waiting for room in the queue.
--spec commit_sync_dirty(store(), [{term(), non_neg_integer()}], [write()], term()) ->
+%% @doc {@link commit_sync/5}, waiting for room in the queue.
+-spec commit_sync_dirty(store(), snapshot() | latest, [{term(), non_neg_integer()}], [write()],
+                        term()) ->
           ok | error().
-commit_sync_dirty(_Store, _Reads, _Writes, _Tag) -> ?NOT_LOADED.
+commit_sync_dirty(_Store, _Snap, _Reads, _Writes, _Tag) -> ?NOT_LOADED.
 
 %% @doc One page of a scan over a snapshot, from memory only: `{Key, Value}' items, or only
 %% the values when the request's `Keys' is false (the keys are then not decoded at all).

@@ -20,7 +20,7 @@
 -behaviour(gen_server).
 
 -export([start_link/1, handle/0, config/0, engine/0]).
--export([get/1, put/4, delete/3, get_versioned/2, snapshot/0, release/1, commit/4, scan/2,
+-export([get/1, put/4, delete/3, get_versioned/2, snapshot/0, release/1, commit/4, commit/5, scan/2,
          partition_of/1, log_since/3, last_seq/1, backup/1, info/0, meta_get/1, meta_put/2]).
 -export([publish/3, unpublish/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
@@ -173,18 +173,28 @@ release(Snap) ->
 %% died while the commit was in flight.
 -spec commit([{term(), non_neg_integer()}], [strata_nif:write()], durability(), timeout()) ->
           ok | {error, term()}.
-commit(Reads, Writes, async, Timeout) ->
+commit(Reads, Writes, Durability, Timeout) ->
+    commit(latest, Reads, Writes, Durability, Timeout).
+
+%% @doc {@link commit/4} of reads that all came from snapshot `Snap' (`latest': they did not
+%% come from one snapshot). The NIF then takes reads of a partition nobody wrote since the
+%% snapshot as valid without looking them up again; the port engine looks every read up.
+-spec commit(snapshot() | latest, [{term(), non_neg_integer()}], [strata_nif:write()],
+             durability(), timeout()) ->
+          ok | {error, term()}.
+commit(Snap, Reads, Writes, async, Timeout) ->
     with(fun(S) ->
-                 Reply = async_write(strata_nif:commit(S, Reads, Writes), Timeout,
-                                     fun() -> strata_nif:commit_dirty(S, Reads, Writes) end),
+                 Reply = async_write(strata_nif:commit(S, Snap, Reads, Writes), Timeout,
+                                     fun() -> strata_nif:commit_dirty(S, Snap, Reads, Writes) end),
                  conflict_keys(Reply, Reads)
          end,
          fun(P) -> conflict_keys(strata_port:commit(P, Reads, Writes, async, Timeout), Reads) end);
-commit(Reads, Writes, sync, Timeout) ->
+commit(Snap, Reads, Writes, sync, Timeout) ->
     with(fun(S) ->
                  Tag = make_ref(),
-                 Queued = case strata_nif:commit_sync(S, Reads, Writes, Tag) of
-                              would_block -> strata_nif:commit_sync_dirty(S, Reads, Writes, Tag);
+                 Queued = case strata_nif:commit_sync(S, Snap, Reads, Writes, Tag) of
+                              would_block ->
+                                  strata_nif:commit_sync_dirty(S, Snap, Reads, Writes, Tag);
                               R -> R
                           end,
                  case Queued of

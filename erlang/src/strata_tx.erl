@@ -91,13 +91,13 @@ finish(#tx{failed = [_ | _] = Failed}, _Opts) ->
     {error, {abort, lists:usort(Failed)}};
 finish(#tx{writes = Writes}, _Opts) when map_size(Writes) =:= 0 ->
     ok;  % read-only: its snapshot is its serialization point
-finish(#tx{reads = Reads, writes = Writes}, #{durability := D, timeout := T}) ->
+finish(#tx{snap = Snap, reads = Reads, writes = Writes}, #{durability := D, timeout := T}) ->
     Checks = [{K, Vsn} || {K, {Vsn, _}} <- maps:to_list(Reads)],
     Puts = [case W of
                 {value, V} -> {put, K, V};
                 none -> {delete, K}
             end || {K, W} <- maps:to_list(Writes)],
-    strata_store:commit(Checks, Puts, D, T).
+    strata_store:commit(Snap, Checks, Puts, D, T).
 
 %% @doc Aborts the running transaction: `transaction/2' returns `{error, {aborted, Reason}}'.
 -spec abort(term()) -> no_return().

@@ -108,6 +108,7 @@ fn core_puts(ops: u64, runs: u64) {
         let mut c = Commit {
             reads: vec![],
             writes: vec![Write::put_binary(key, value).unwrap()],
+            snapshot: None,
         };
         s.commit(&mut c, true).unwrap();
     };

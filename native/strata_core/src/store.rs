@@ -24,6 +24,7 @@ use rocksdb::{
     SnapshotWithThreadMode, DB,
 };
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Weak};
 
 /// Largest value accepted, in bytes of external term format.
@@ -100,8 +101,14 @@ pub fn db_options(cfg: &Config) -> (Options, Vec<ColumnFamilyDescriptor>) {
         .clone()
         .get_options_from_string("memtable_insert_with_hint_prefix_extractor=rocksdb.FixedPrefix.2")
         .expect("a valid options string");
+    // Point reads of the data (a transaction's reads, and its validation at commit) often
+    // look for keys that are absent: a bloom filter over the memtable's whole keys answers
+    // most of them without a search of the memtable.
+    let mut data = cf.clone();
+    data.set_memtable_prefix_bloom_ratio(0.02);
+    data.set_memtable_whole_key_filtering(true);
     let cfs = vec![
-        ColumnFamilyDescriptor::new(CF_DATA, cf.clone()),
+        ColumnFamilyDescriptor::new(CF_DATA, data),
         ColumnFamilyDescriptor::new(CF_LOG, log),
         ColumnFamilyDescriptor::new(CF_META, cf.clone()),
         ColumnFamilyDescriptor::new(CF_TXN, cf),
@@ -160,6 +167,10 @@ pub(crate) struct Inner {
     /// Per partition: the last sequence number given out. The mutex is the partition's write
     /// lock: it is held from validation to the end of the RocksDB write.
     pub(crate) seqs: Vec<Mutex<u64>>,
+    /// Per partition: a RocksDB sequence number at or after the last write to it, set under
+    /// the write gate. A snapshot taken at or after it reads the partition as it is now, so a
+    /// commit need not look up again what it read there (see `Commit::snapshot`).
+    pub(crate) written: Vec<AtomicU64>,
     /// The write gate: held by whoever is applying a commit (a scheduler inline, a dirty
     /// caller or the writer thread), so at most one thread is inside a RocksDB write. An async
     /// commit that finds it taken does not wait, in RocksDB's writer queue (a waiting scheduler
@@ -257,7 +268,12 @@ impl Store {
         for p in 0..cfg.partitions {
             seqs.push(Mutex::new(last_logged(&db, log, p)?));
         }
+        // Writes before the open are older than any snapshot taken from now on.
+        let opened = db.latest_sequence_number();
         let inner = Arc::new(Inner {
+            written: (0..cfg.partitions)
+                .map(|_| AtomicU64::new(opened))
+                .collect(),
             db,
             seqs,
             gate: Mutex::new(()),
@@ -314,6 +330,8 @@ impl Store {
     /// is closed; reads through it afterwards answer `Error::Closed`.
     pub fn snapshot(&self) -> Snapshot {
         let inner = &self.inner;
+        // Read before the snapshot is taken, so at most the snapshot's own sequence number.
+        let seq = inner.db.latest_sequence_number();
         let snap = inner.db.snapshot();
         // SAFETY: the snapshot borrows `inner.db`. `close_snapshots` releases every registered
         // snapshot before the database can be dropped, and a cell releases its own snapshot
@@ -322,6 +340,7 @@ impl Store {
             unsafe { std::mem::transmute::<SnapshotWithThreadMode<'_, DB>, RocksSnapshot>(snap) };
         let cell = Arc::new(SnapCell {
             snap: RwLock::new(Some(snap)),
+            seq,
             registry: inner.snapshots.clone(),
         });
         let mut registry = inner.snapshots.lock();
@@ -499,10 +518,18 @@ pub struct Snapshot(Arc<SnapCell>);
 struct SnapCell {
     /// `None` once the store was closed.
     snap: RwLock<Option<RocksSnapshot>>,
+    /// A RocksDB sequence number at most the snapshot's: every write up to it is visible.
+    seq: u64,
     registry: Registry,
 }
 
 impl Snapshot {
+    /// A RocksDB sequence number every write of which the snapshot shows; give it to
+    /// `Commit::snapshot` when the commit's reads came from this snapshot.
+    pub fn seq(&self) -> u64 {
+        self.0.seq
+    }
+
     /// The RocksDB snapshot, held for the duration of a read; `Error::Closed` after close.
     pub(crate) fn view(&self) -> Result<RwLockReadGuard<'_, Option<RocksSnapshot>>, Error> {
         let guard = self.0.snap.read();

@@ -125,6 +125,9 @@ pub struct Commit {
     pub reads: Vec<ReadCheck>,
     /// Writes to apply if every read still has its version.
     pub writes: Vec<Write>,
+    /// `Snapshot::seq` of the snapshot every read came from, if they did. Then a read of a
+    /// partition nobody wrote since that snapshot is valid without looking the key up again.
+    pub snapshot: Option<u64>,
 }
 
 /// Called with the outcome of a queued commit, by whichever thread applies it.
@@ -240,6 +243,16 @@ impl<'a> Locked<'a> {
         **g
     }
 
+    /// Records, for every partition this batch wrote, that its last write is visible from
+    /// RocksDB sequence number `seq` on. Called under the gate, once the batch is written.
+    fn written(&self, inner: &Inner, seq: u64) {
+        for (p, g, saved) in &self.guards {
+            if **g != *saved {
+                inner.written[*p].store(seq, Ordering::Relaxed);
+            }
+        }
+    }
+
     fn rollback(&mut self) {
         for (_, g, saved) in &mut self.guards {
             **g = *saved;
@@ -265,11 +278,20 @@ fn build<'c>(
     // One log entry at a time: the batch copies it.
     let mut entry = Vec::new();
     for c in commits.iter_mut() {
-        let Commit { reads, writes } = &mut **c;
+        let Commit {
+            reads,
+            writes,
+            snapshot,
+        } = &mut **c;
         let mut conflicts = Vec::new();
         for (i, r) in reads.iter().enumerate() {
+            let p = partition(&r.key)?;
             let current = match written.get(r.key.as_slice()) {
                 Some(v) => *v,
+                // Nothing written to its partition since the snapshot it was read from.
+                None if snapshot.is_some_and(|s| inner.written[p].load(Ordering::Relaxed) <= s) => {
+                    r.version
+                }
                 None => {
                     let rec = with_read_opts(blocking, None, |ro| {
                         inner.db.get_pinned_cf_opt(data, &r.key, ro)
@@ -591,7 +613,11 @@ fn apply(
         })
     };
     match written {
-        Ok(()) => Ok(results),
+        Ok(()) => {
+            // At least this batch's last sequence number (only the gate holder writes data).
+            locked.written(inner, inner.db.latest_sequence_number());
+            Ok(results)
+        }
         Err(e) => {
             locked.rollback();
             Err(e.into())

@@ -89,11 +89,21 @@ fn put(key: Vec<u8>, value: Term) -> Result<Write, Error> {
     }
 }
 
-/// Builds a commit from `[{Key, Version}]` and `[{put, Key, Value} | {delete, Key}]`.
-fn build_commit(s: &Store, reads: Vec<(Term, u64)>, writes: Vec<Term>) -> Result<Commit, Error> {
+/// Builds a commit from the snapshot its reads came from (or `latest`), `[{Key, Version}]`
+/// and `[{put, Key, Value} | {delete, Key}]`.
+fn build_commit(
+    s: &Store,
+    snap: Term,
+    reads: Vec<(Term, u64)>,
+    writes: Vec<Term>,
+) -> Result<Commit, Error> {
     let mut c = Commit {
         reads: Vec::with_capacity(reads.len()),
         writes: Vec::with_capacity(writes.len()),
+        snapshot: snap
+            .decode::<ResourceArc<SnapRes>>()
+            .ok()
+            .map(|r| r.0.seq()),
     };
     for (k, version) in reads {
         c.reads.push(ReadCheck {
@@ -133,6 +143,7 @@ fn do_write<'a>(
         let c = Commit {
             reads: Vec::new(),
             writes: vec![write],
+            snapshot: None,
         };
         apply(env, s, c, blocking)
     });
@@ -173,52 +184,56 @@ fn delete_dirty<'a>(env: Env<'a>, res: ResourceArc<StoreRes>, key: Term<'a>) -> 
 fn do_commit<'a>(
     env: Env<'a>,
     res: &StoreRes,
+    snap: Term<'a>,
     reads: Vec<(Term<'a>, u64)>,
     writes: Vec<Term<'a>>,
     blocking: bool,
 ) -> Term<'a> {
     let units = reads.len() + writes.len();
     let out = with_store(res, |s| {
-        apply(env, s, build_commit(s, reads, writes)?, blocking)
+        apply(env, s, build_commit(s, snap, reads, writes)?, blocking)
     });
     consumed(env, units);
     answer(env, out)
 }
 
-/// Applies a commit of `[{Key, Version}]` reads and `[{put, K, V} | {delete, K}]` writes
-/// with async durability: as `put/3`; a failed validation is
-/// `{error, {conflict, [ReadIndex]}}`.
+/// Applies a commit of `[{Key, Version}]` reads, made from snapshot `Snap` (or `latest`:
+/// from no one snapshot), and `[{put, K, V} | {delete, K}]` writes with async durability: as
+/// `put/3`; a failed validation is `{error, {conflict, [ReadIndex]}}`.
 #[rustler::nif]
 fn commit<'a>(
     env: Env<'a>,
     res: ResourceArc<StoreRes>,
+    snap: Term<'a>,
     reads: Vec<(Term<'a>, u64)>,
     writes: Vec<Term<'a>>,
 ) -> Term<'a> {
-    do_commit(env, &res, reads, writes, false)
+    do_commit(env, &res, snap, reads, writes, false)
 }
 
-/// `commit/3` on a dirty IO scheduler: waits for locks and stalls instead of declining.
+/// `commit/4` on a dirty IO scheduler: waits for locks and stalls instead of declining.
 #[rustler::nif(schedule = "DirtyIo")]
 fn commit_dirty<'a>(
     env: Env<'a>,
     res: ResourceArc<StoreRes>,
+    snap: Term<'a>,
     reads: Vec<(Term<'a>, u64)>,
     writes: Vec<Term<'a>>,
 ) -> Term<'a> {
-    do_commit(env, &res, reads, writes, true)
+    do_commit(env, &res, snap, reads, writes, true)
 }
 
 fn do_commit_sync<'a>(
     env: Env<'a>,
     res: &StoreRes,
+    snap: Term<'a>,
     reads: Vec<(Term<'a>, u64)>,
     writes: Vec<Term<'a>>,
     tag: Term<'a>,
     blocking: bool,
 ) -> Term<'a> {
     let out = with_store(res, |s| {
-        let c = build_commit(s, reads, writes)?;
+        let c = build_commit(s, snap, reads, writes)?;
         s.commit_sync(c, reply_to(env, tag), blocking)
     });
     consumed(env, 1);
@@ -232,21 +247,23 @@ fn do_commit_sync<'a>(
 fn commit_sync<'a>(
     env: Env<'a>,
     res: ResourceArc<StoreRes>,
+    snap: Term<'a>,
     reads: Vec<(Term<'a>, u64)>,
     writes: Vec<Term<'a>>,
     tag: Term<'a>,
 ) -> Term<'a> {
-    do_commit_sync(env, &res, reads, writes, tag, false)
+    do_commit_sync(env, &res, snap, reads, writes, tag, false)
 }
 
-/// `commit_sync/4` on a dirty IO scheduler: waits for room in the queue.
+/// `commit_sync/5` on a dirty IO scheduler: waits for room in the queue.
 #[rustler::nif(schedule = "DirtyIo")]
 fn commit_sync_dirty<'a>(
     env: Env<'a>,
     res: ResourceArc<StoreRes>,
+    snap: Term<'a>,
     reads: Vec<(Term<'a>, u64)>,
     writes: Vec<Term<'a>>,
     tag: Term<'a>,
 ) -> Term<'a> {
-    do_commit_sync(env, &res, reads, writes, tag, true)
+    do_commit_sync(env, &res, snap, reads, writes, tag, true)
 }

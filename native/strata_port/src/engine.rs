@@ -408,6 +408,7 @@ fn build_commit(s: &Store, reads: &[(Vec<u8>, u64)], writes: &[WireWrite]) -> Re
     let mut c = Commit {
         reads: Vec::with_capacity(reads.len()),
         writes: Vec::with_capacity(writes.len()),
+        snapshot: None,
     };
     for (k, version) in reads {
         c.reads.push(ReadCheck {

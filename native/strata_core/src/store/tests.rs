@@ -19,6 +19,7 @@ fn put(s: &Store, k: &str, v: &[u8]) {
     let mut c = Commit {
         reads: vec![],
         writes: vec![Write::put(key(s, k), v).unwrap()],
+        snapshot: None,
     };
     s.commit(&mut c, true).unwrap();
 }
@@ -52,6 +53,7 @@ fn put_get_delete_and_versions() {
         &mut Commit {
             reads: vec![],
             writes: vec![Write::delete(key(&s, "a"))],
+            snapshot: None,
         },
         true,
     )
@@ -68,6 +70,7 @@ fn a_binary_put_stores_the_external_term_format_of_the_binary() {
     let mut c = Commit {
         reads: vec![],
         writes: vec![Write::put_binary(key(&s, "b"), b"abc").unwrap()],
+        snapshot: None,
     };
     s.commit(&mut c, true).unwrap();
     // term_to_binary(<<"abc">>)
@@ -99,6 +102,7 @@ fn stale_read_aborts_and_writes_nothing() {
             },
         ],
         writes: vec![Write::put(key(&s, "z"), b"never").unwrap()],
+        snapshot: None,
     };
     assert_eq!(s.commit(&mut c, true), Err(Error::Conflict(vec![1])));
     assert_eq!(sync_commit(&s, c), Err(Error::Conflict(vec![1])));
@@ -115,9 +119,73 @@ fn a_key_created_after_it_was_read_missing_aborts() {
             version: 0,
         }],
         writes: vec![Write::put(key(&s, "other"), b"v").unwrap()],
+        snapshot: None,
     };
     put(&s, "new", b"created meanwhile");
     assert_eq!(s.commit(&mut c, true), Err(Error::Conflict(vec![0])));
+}
+
+/// The partition of a key of `key`.
+fn part(s: &Store, k: &str) -> u16 {
+    s.partition_of(&keycodec::encode_binary(k.as_bytes()).unwrap())
+}
+
+#[test]
+fn reads_from_a_snapshot_are_looked_up_again_only_where_their_partition_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let names: Vec<String> = (0..64).map(|i| format!("k{i}")).collect();
+    let a = &names[0];
+    let same = names[1..]
+        .iter()
+        .find(|k| part(&s, k) == part(&s, a))
+        .unwrap();
+    let other = names[1..]
+        .iter()
+        .find(|k| part(&s, k) != part(&s, a))
+        .unwrap();
+    put(&s, a, b"1");
+    let read_a = |snap: &Snapshot, version: u64| Commit {
+        reads: vec![ReadCheck {
+            key: key(&s, a),
+            version,
+        }],
+        writes: vec![Write::put(key(&s, "out"), b"v").unwrap()],
+        snapshot: Some(snap.seq()),
+    };
+    let (seen, _) = get(&s, a);
+
+    // Nothing written to a's partition since the snapshot: the version is not looked up, so
+    // even a wrong one passes (the engine trusts reads that came from the snapshot).
+    let snap = s.snapshot();
+    put(&s, other, b"elsewhere");
+    assert_eq!(s.commit(&mut read_a(&snap, seen + 1000), true), Ok(()));
+
+    // Another key of the partition written since: looked up, and unchanged.
+    let snap = s.snapshot();
+    put(&s, same, b"beside");
+    assert_eq!(s.commit(&mut read_a(&snap, seen), true), Ok(()));
+    assert_eq!(
+        s.commit(&mut read_a(&snap, seen + 1000), true),
+        Err(Error::Conflict(vec![0]))
+    );
+
+    // The key itself written since: a conflict, inline and through the writer thread.
+    let snap = s.snapshot();
+    put(&s, a, b"2");
+    assert_eq!(
+        s.commit(&mut read_a(&snap, seen), true),
+        Err(Error::Conflict(vec![0]))
+    );
+    assert_eq!(
+        sync_commit(&s, read_a(&snap, seen)),
+        Err(Error::Conflict(vec![0]))
+    );
+
+    // A snapshot taken after that write: nothing to look up again.
+    let snap = s.snapshot();
+    let (now, _) = get(&s, a);
+    assert_eq!(s.commit(&mut read_a(&snap, now), true), Ok(()));
 }
 
 #[test]
@@ -197,6 +265,7 @@ fn sync_writers_share_the_group_commit() {
                     let c = Commit {
                         reads: vec![],
                         writes: vec![Write::put(key(&s, &format!("t{t}-{i}")), b"v").unwrap()],
+                        snapshot: None,
                     };
                     sync_commit(&s, c).unwrap();
                 }
@@ -228,6 +297,7 @@ fn concurrent_validated_increments_are_exact() {
                             version: v,
                         }],
                         writes: vec![Write::put(key(&s, "n"), &n.to_be_bytes()).unwrap()],
+                        snapshot: None,
                     };
                     let r = match t % 3 {
                         0 => s.commit(&mut c, true),
@@ -265,6 +335,7 @@ fn scans_merge_partitions_in_key_order_over_a_snapshot() {
         &mut Commit {
             reads: vec![],
             writes: vec![Write::delete(key(&s, "k101"))],
+            snapshot: None,
         },
         true,
     )
@@ -330,6 +401,7 @@ fn non_blocking_paths_decline_instead_of_waiting() {
     let mut c = Commit {
         reads: vec![],
         writes: vec![Write::put(key(&s, "held"), b"w").unwrap()],
+        snapshot: None,
     };
     assert_eq!(s.commit(&mut c, false), Err(Error::WouldBlock));
     drop(guard);
@@ -360,6 +432,7 @@ fn async_commits_that_find_the_gate_taken_are_served_once_it_is_free() {
     let one = |k: &str, v: &[u8], reads: Vec<ReadCheck>| Commit {
         reads,
         writes: vec![Write::put(key(&s, k), v).unwrap()],
+        snapshot: None,
     };
     let gate = s.inner.gate.lock();
     assert_eq!(
@@ -411,6 +484,7 @@ fn a_caller_reports_the_commits_it_served() {
     let put = |k: &str| Commit {
         reads: vec![],
         writes: vec![Write::put(key(&s, k), b"v").unwrap()],
+        snapshot: None,
     };
     let (tx, rx) = mpsc::channel();
     let reply = || {
@@ -454,6 +528,7 @@ fn pending_commits_that_would_block_a_caller_go_to_the_writer_thread() {
     let put = |k: &str| Commit {
         reads: vec![],
         writes: vec![Write::put(key(&s, k), b"v").unwrap()],
+        snapshot: None,
     };
     let gate = s.inner.gate.lock();
     let (a1, r1) = queue_commit(&s, put("held"));
@@ -484,6 +559,7 @@ fn pending_commits_are_applied_when_the_store_closes() {
     let c = Commit {
         reads: vec![],
         writes: vec![Write::put(key(&s, "late"), b"kept").unwrap()],
+        snapshot: None,
     };
     let gate = s.inner.gate.lock();
     let (applied, rx) = queue_commit(&s, c);
@@ -513,6 +589,7 @@ fn crash_child() {
                         Write::put(key(&s, &format!("a{}", i % 50)), &i.to_be_bytes()).unwrap(),
                         Write::put(key(&s, &format!("b{t}")), &i.to_be_bytes()).unwrap(),
                     ],
+                    snapshot: None,
                 };
                 if t % 2 == 0 {
                     s.commit(&mut c, true).unwrap();
