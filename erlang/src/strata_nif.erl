@@ -8,7 +8,7 @@
 -module(strata_nif).
 
 -export([open/2, close/1, partition_of/2, info/1,
-         get/2, get_dirty/2, get_versioned/3, get_versioned_dirty/3, snapshot/1,
+         get/2, get_dirty/2, get_versioned/3, get_versioned_dirty/3, snapshot/1, release_snapshot/1,
          put/3, put_dirty/3, delete/2, delete_dirty/2, commit/4, commit_dirty/4, commit_sync/5, commit_sync_dirty/5,
          scan/3, scan_dirty/3,
          log_since/4, last_seq/2, truncate_log/2, backup/2,
@@ -77,6 +77,11 @@ get_versioned_dirty(_Store, _Snap, _Key) -> ?NOT_LOADED.
 %% @doc A consistent read view of the store.
 -spec snapshot(store()) -> snapshot() | error().
 snapshot(_Store) -> ?NOT_LOADED.
+
+%% @doc Releases a snapshot now rather than when the garbage collector frees it; reads through
+%% it then answer `{error, no_snapshot}'.
+-spec release_snapshot(snapshot()) -> ok.
+release_snapshot(_Snap) -> ?NOT_LOADED.
 
 %% @doc Stores one value (async durability), without waiting: `ok' when done, `{queued, Tag}'
 %% when another write was in progress; whoever applies it then sends `{strata_commit, Tag,

@@ -13,9 +13,10 @@
 %%% it on a dirty scheduler when the NIF answers `would_block'. In port mode {@link strata_port}
 %%% is the owner.
 %%%
-%%% Snapshots: a NIF snapshot is a resource freed by the garbage collector; a port snapshot is
-%%% an id in the port program, released by {@link release/1} or when the process that took it
-%%% exits. Take a snapshot in the process that uses it.
+%%% Snapshots: a NIF snapshot is a resource, released by {@link release/1} or when the garbage
+%%% collector frees it; a port snapshot is an id in the port program, released by
+%%% {@link release/1} or when the process that took it exits. Take a snapshot in the process
+%%% that uses it.
 -module(strata_store).
 -behaviour(gen_server).
 
@@ -154,11 +155,12 @@ snapshot() ->
          end,
          fun strata_port:snapshot/1).
 
-%% @doc Releases a snapshot now. A no-op for the NIF (the garbage collector frees it); in
-%% port mode it frees the snapshot in the port program without waiting.
+%% @doc Releases a snapshot now (without it, the garbage collector frees a NIF snapshot, and a
+%% port snapshot lives until its process exits); in port mode without waiting for the port
+%% program. Reads through it afterwards answer `{error, no_snapshot}'.
 -spec release(snapshot()) -> ok.
 release(Snap) when is_reference(Snap) ->
-    ok;
+    strata_nif:release_snapshot(Snap);
 release(Snap) ->
     strata_port:release(Snap).
 

@@ -14,6 +14,9 @@ pub enum Error {
     /// The store was closed.
     #[error("store is closed")]
     Closed,
+    /// The snapshot was released.
+    #[error("snapshot was released")]
+    NoSnapshot,
     /// Validation failed: the indexes (into the commit's reads) whose versions changed.
     #[error("conflict on {0:?}")]
     Conflict(Vec<usize>),

@@ -23,8 +23,9 @@ use rocksdb::{
     DBCompressionType, Direction, IteratorMode, Options, ReadOptions, ReadTier,
     SnapshotWithThreadMode, DB,
 };
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 /// Largest value accepted, in bytes of external term format.
@@ -184,7 +185,15 @@ pub(crate) struct Inner {
     snapshots: Registry,
 }
 
-type Registry = Arc<Mutex<Vec<Weak<SnapCell>>>>;
+type Registry = Arc<Mutex<Snapshots>>;
+
+/// The snapshots handed out and not yet released, by id: taking and releasing one costs the
+/// same however many are open.
+#[derive(Default)]
+struct Snapshots {
+    next: u64,
+    live: HashMap<u64, Weak<SnapCell>>,
+}
 
 impl Inner {
     pub(crate) fn cf(&self, name: &str) -> &ColumnFamily {
@@ -326,8 +335,9 @@ impl Store {
         }
     }
 
-    /// A consistent view of the whole store at this moment. It stays usable until the store
-    /// is closed; reads through it afterwards answer `Error::Closed`.
+    /// A consistent view of the whole store at this moment. It stays usable until it is
+    /// released (`Snapshot::release`, or when its last clone is dropped) or the store is
+    /// closed; reads through it afterwards answer `Error::NoSnapshot` or `Error::Closed`.
     pub fn snapshot(&self) -> Snapshot {
         let inner = &self.inner;
         // Read before the snapshot is taken, so at most the snapshot's own sequence number.
@@ -338,14 +348,17 @@ impl Store {
         // only while holding the registry lock, so no snapshot outlives the database.
         let snap =
             unsafe { std::mem::transmute::<SnapshotWithThreadMode<'_, DB>, RocksSnapshot>(snap) };
+        let mut registry = inner.snapshots.lock();
+        let id = registry.next;
+        registry.next += 1;
         let cell = Arc::new(SnapCell {
             snap: RwLock::new(Some(snap)),
             seq,
+            id,
+            released: AtomicBool::new(false),
             registry: inner.snapshots.clone(),
         });
-        let mut registry = inner.snapshots.lock();
-        registry.retain(|w| w.strong_count() > 0);
-        registry.push(Arc::downgrade(&cell));
+        registry.live.insert(id, Arc::downgrade(&cell));
         Snapshot(cell)
     }
 
@@ -479,7 +492,7 @@ impl Drop for Store {
         }
         let live: Vec<Arc<SnapCell>> = {
             let registry = self.inner.snapshots.lock();
-            let live: Vec<_> = registry.iter().filter_map(Weak::upgrade).collect();
+            let live: Vec<_> = registry.live.values().filter_map(Weak::upgrade).collect();
             for cell in &live {
                 cell.snap.write().take();
             }
@@ -516,10 +529,14 @@ type RocksSnapshot = SnapshotWithThreadMode<'static, DB>;
 pub struct Snapshot(Arc<SnapCell>);
 
 struct SnapCell {
-    /// `None` once the store was closed.
+    /// `None` once released or the store was closed.
     snap: RwLock<Option<RocksSnapshot>>,
     /// A RocksDB sequence number at most the snapshot's: every write up to it is visible.
     seq: u64,
+    /// Its key in the registry.
+    id: u64,
+    /// Set by `Snapshot::release`.
+    released: AtomicBool,
     registry: Registry,
 }
 
@@ -530,11 +547,24 @@ impl Snapshot {
         self.0.seq
     }
 
-    /// The RocksDB snapshot, held for the duration of a read; `Error::Closed` after close.
+    /// Releases the snapshot now rather than when its last clone is dropped: RocksDB need no
+    /// longer keep what only it shows. Reads through it (and its clones) then answer
+    /// `Error::NoSnapshot`. Releasing twice is harmless.
+    pub fn release(&self) {
+        // Under the registry lock, as in `SnapCell::drop`.
+        let mut registry = self.0.registry.lock();
+        self.0.released.store(true, Ordering::Relaxed);
+        self.0.snap.write().take();
+        registry.live.remove(&self.0.id);
+    }
+
+    /// The RocksDB snapshot, held for the duration of a read; `Error::NoSnapshot` once
+    /// released, `Error::Closed` after close.
     pub(crate) fn view(&self) -> Result<RwLockReadGuard<'_, Option<RocksSnapshot>>, Error> {
         let guard = self.0.snap.read();
         match *guard {
             Some(_) => Ok(guard),
+            None if self.0.released.load(Ordering::Relaxed) => Err(Error::NoSnapshot),
             None => Err(Error::Closed),
         }
     }
@@ -547,8 +577,9 @@ impl Snapshot {
 impl Drop for SnapCell {
     fn drop(&mut self) {
         // Under the registry lock, so that closing the store waits for this release.
-        let _registry = self.registry.lock();
+        let mut registry = self.registry.lock();
         self.snap.get_mut().take();
+        registry.live.remove(&self.id);
     }
 }
 

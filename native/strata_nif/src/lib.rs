@@ -17,7 +17,7 @@ use strata_core::{Bound, Commit, Config, Error, ReadCheck, Snapshot, Store, Writ
 
 mod atoms {
     rustler::atoms! {
-        ok, error, would_block, not_found, closed, locked, conflict, bad_key, key_too_large,
+        ok, error, would_block, not_found, closed, no_snapshot, locked, conflict, bad_key, key_too_large,
         value_too_large, invalid, partitions_mismatch, corrupt, rocksdb, done,
         put, delete, strata_commit, partitions, block_cache_bytes, write_buffer_bytes,
         unbounded, incl, excl, after, before, ring, undefined, queued
@@ -45,6 +45,7 @@ impl Encoder for Failure {
             Error::WouldBlock => return atoms::would_block().encode(env),
             Error::Locked => atoms::locked().encode(env),
             Error::Closed => atoms::closed().encode(env),
+            Error::NoSnapshot => atoms::no_snapshot().encode(env),
             Error::Conflict(idx) => (atoms::conflict(), idx.clone()).encode(env),
             Error::BadKey(why) => (atoms::bad_key(), *why).encode(env),
             Error::KeyTooLarge => atoms::key_too_large().encode(env),

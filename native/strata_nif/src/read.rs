@@ -80,3 +80,11 @@ fn snapshot(env: Env, res: ResourceArc<StoreRes>) -> Term {
         with_store(&res, |s| Ok(ResourceArc::new(SnapRes(s.snapshot())))),
     )
 }
+
+/// Releases a snapshot now instead of when the garbage collector frees it: `ok`. Reads through
+/// it afterwards answer `{error, no_snapshot}`.
+#[rustler::nif]
+fn release_snapshot(snap: ResourceArc<SnapRes>) -> Atom {
+    snap.0.release();
+    atoms::ok()
+}

@@ -128,6 +128,7 @@ impl Fail {
                 Error::WouldBlock => atom("would_block"),
                 Error::Locked => atom("locked"),
                 Error::Closed => atom("closed"),
+                Error::NoSnapshot => atom("no_snapshot"),
                 Error::Conflict(idx) => tuple(vec![
                     atom("conflict"),
                     list(idx.iter().map(|&i| uint(i as u64)).collect()),

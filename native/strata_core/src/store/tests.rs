@@ -673,6 +673,33 @@ fn closing_releases_outstanding_snapshots() {
 }
 
 #[test]
+fn a_released_snapshot_answers_no_snapshot_and_leaves_the_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    put(&s, "k", b"old");
+    let snap = s.snapshot();
+    let kept = s.snapshot();
+    let copy = snap.clone();
+    put(&s, "k", b"new");
+    let read = |snap: &Snapshot| {
+        s.get(&key(&s, "k"), true, Some(snap), |st| {
+            st.value.map(<[u8]>::to_vec)
+        })
+    };
+    assert_eq!(read(&snap), Ok(Some(b"old".to_vec())));
+    assert_eq!(s.inner.snapshots.lock().live.len(), 2);
+    snap.release();
+    snap.release();
+    assert_eq!(read(&snap), Err(Error::NoSnapshot));
+    assert_eq!(read(&copy), Err(Error::NoSnapshot));
+    // The other snapshot still reads its own view; only it is left to release at close.
+    assert_eq!(read(&kept), Ok(Some(b"old".to_vec())));
+    assert_eq!(s.inner.snapshots.lock().live.len(), 1);
+    drop(kept);
+    assert_eq!(s.inner.snapshots.lock().live.len(), 0);
+}
+
+#[test]
 fn meta_records_survive_reopen_and_stay_apart_from_the_store_own() {
     let dir = tempfile::tempdir().unwrap();
     {
