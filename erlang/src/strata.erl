@@ -37,7 +37,10 @@
 %% @equiv put(Key, Value, #{})
 -spec put(term(), term()) -> ok | error().
 put(Key, Value) ->
-    put(Key, Value, #{}).
+    case strata_tx:in_transaction() of
+        true -> strata_tx:write(Key, Value);
+        false -> strata_store:put(Key, Value, default_durability(), ?DEFAULT_TIMEOUT)
+    end.
 
 %% @doc Stores `Value' under `Key'. Returns `ok' once the write is durable as asked:
 %% `async' survives a crash of the node, `sync' also a crash of the machine. Values are limited
@@ -68,7 +71,10 @@ get(Key, Opts) ->
 %% @equiv delete(Key, #{})
 -spec delete(term()) -> ok | error().
 delete(Key) ->
-    delete(Key, #{}).
+    case strata_tx:in_transaction() of
+        true -> strata_tx:delete(Key);
+        false -> strata_store:delete(Key, default_durability(), ?DEFAULT_TIMEOUT)
+    end.
 
 %% @doc Deletes `Key' (deleting a missing key is `ok').
 -spec delete(term(), opts()) -> ok | error().

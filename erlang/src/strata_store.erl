@@ -109,8 +109,10 @@ get(Key) ->
 put(Key, Value, async, Timeout) ->
     case persistent_term:get(?HANDLE, undefined) of
         {nif, S, _} ->
-            async_write(strata_nif:put(S, Key, Value), Timeout,
-                        fun() -> strata_nif:put_dirty(S, Key, Value) end);
+            case strata_nif:put(S, Key, Value) of
+                ok -> ok;
+                Reply -> async_write(Reply, Timeout, fun() -> strata_nif:put_dirty(S, Key, Value) end)
+            end;
         {port, P, _} ->
             strata_port:put(P, Key, Value, async, Timeout);
         undefined ->
@@ -134,26 +136,34 @@ delete(Key, sync, Timeout) ->
 -spec get_versioned(snapshot() | latest, term()) ->
           {ok, term(), non_neg_integer()} | {not_found, non_neg_integer()} | {error, term()}.
 get_versioned(Snap, Key) ->
-    with(fun(S) ->
-                 case strata_nif:get_versioned(S, Snap, Key) of
-                     would_block -> strata_nif:get_versioned_dirty(S, Snap, Key);
-                     Reply -> Reply
-                 end
-         end,
-         fun(P) -> strata_port:get_versioned(P, Snap, Key) end).
+    case persistent_term:get(?HANDLE, undefined) of
+        {nif, S, _} ->
+            case strata_nif:get_versioned(S, Snap, Key) of
+                would_block -> strata_nif:get_versioned_dirty(S, Snap, Key);
+                Reply -> Reply
+            end;
+        {port, P, _} ->
+            strata_port:get_versioned(P, Snap, Key);
+        undefined ->
+            {error, not_started}
+    end.
 
 %% @doc A consistent read view of the whole store, owned by the calling process: release it
 %% with {@link release/1} when done (in port mode it is released at the latest when the
 %% process exits; at most 4096 are open at once).
 -spec snapshot() -> {ok, snapshot()} | {error, term()}.
 snapshot() ->
-    with(fun(S) ->
-                 case strata_nif:snapshot(S) of
-                     {error, _} = E -> E;
-                     Snap -> {ok, Snap}
-                 end
-         end,
-         fun strata_port:snapshot/1).
+    case persistent_term:get(?HANDLE, undefined) of
+        {nif, S, _} ->
+            case strata_nif:snapshot(S) of
+                {error, _} = E -> E;
+                Snap -> {ok, Snap}
+            end;
+        {port, P, _} ->
+            strata_port:snapshot(P);
+        undefined ->
+            {error, not_started}
+    end.
 
 %% @doc Releases a snapshot now (without it, the garbage collector frees a NIF snapshot, and a
 %% port snapshot lives until its process exits); in port mode without waiting for the port
@@ -185,12 +195,20 @@ commit(Reads, Writes, Durability, Timeout) ->
              durability(), timeout()) ->
           ok | {error, term()}.
 commit(Snap, Reads, Writes, async, Timeout) ->
-    with(fun(S) ->
-                 Reply = async_write(strata_nif:commit(S, Snap, Reads, Writes), Timeout,
-                                     fun() -> strata_nif:commit_dirty(S, Snap, Reads, Writes) end),
-                 conflict_keys(Reply, Reads)
-         end,
-         fun(P) -> conflict_keys(strata_port:commit(P, Reads, Writes, async, Timeout), Reads) end);
+    case persistent_term:get(?HANDLE, undefined) of
+        {nif, S, _} ->
+            case strata_nif:commit(S, Snap, Reads, Writes) of
+                ok ->
+                    ok;
+                Reply ->
+                    Dirty = fun() -> strata_nif:commit_dirty(S, Snap, Reads, Writes) end,
+                    conflict_keys(async_write(Reply, Timeout, Dirty), Reads)
+            end;
+        {port, P, _} ->
+            conflict_keys(strata_port:commit(P, Reads, Writes, async, Timeout), Reads);
+        undefined ->
+            {error, not_started}
+    end;
 commit(Snap, Reads, Writes, sync, Timeout) ->
     with(fun(S) ->
                  Tag = make_ref(),
