@@ -102,14 +102,8 @@ pub fn db_options(cfg: &Config) -> (Options, Vec<ColumnFamilyDescriptor>) {
         .clone()
         .get_options_from_string("memtable_insert_with_hint_prefix_extractor=rocksdb.FixedPrefix.2")
         .expect("a valid options string");
-    // Point reads of the data (a transaction's reads, and its validation at commit) often
-    // look for keys that are absent: a bloom filter over the memtable's whole keys answers
-    // most of them without a search of the memtable.
-    let mut data = cf.clone();
-    data.set_memtable_prefix_bloom_ratio(0.02);
-    data.set_memtable_whole_key_filtering(true);
     let cfs = vec![
-        ColumnFamilyDescriptor::new(CF_DATA, data),
+        ColumnFamilyDescriptor::new(CF_DATA, cf.clone()),
         ColumnFamilyDescriptor::new(CF_LOG, log),
         ColumnFamilyDescriptor::new(CF_META, cf.clone()),
         ColumnFamilyDescriptor::new(CF_TXN, cf),
