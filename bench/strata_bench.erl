@@ -122,10 +122,12 @@ row(System, Op, Size, Procs, Dur, Sample) ->
 
 strata_rows(#{ops := Ops, sync_ops := SyncOps, runs := Runs, procs := ProcList} = P, Dir) ->
     application:load(strata),
-    application:set_env(strata, data_dir, filename:join(Dir, "strata")),
-    {ok, _} = application:ensure_all_started(strata),
-    Rows = lists:append(
+    lists:append(
              [begin
+                  %% A new store for each value size, as raw opens a new database for each.
+                  application:set_env(strata, data_dir,
+                                      filename:join(Dir, "strata-" ++ integer_to_list(Size))),
+                  {ok, _} = application:ensure_all_started(strata),
                   Value = binary:copy(<<"v">>, Size),
                   Load = fun() -> [ok = strata:put(key(I), Value) || I <- lists:seq(0, Ops - 1)] end,
                   Load(),
@@ -159,10 +161,9 @@ strata_rows(#{ops := Ops, sync_ops := SyncOps, runs := Runs, procs := ProcList} 
                                  median(Runs, Load,
                                         fun() -> measure(N, Ops, fun(I) -> ok = strata:delete(key(index(I, Ops))) end) end))
                              || N <- ProcList],
+                  ok = application:stop(strata),
                   Puts ++ Gets ++ Deletes ++ Batches ++ Scans ++ TagScans ++ Sync
-              end || Size <- ?VALUE_SIZES]),
-    application:stop(strata),
-    Rows.
+              end || Size <- ?VALUE_SIZES]).
 
 batch(I, Ops, Value) ->
     Writes = [{write, key(index(I * 10 + J, Ops)), Value} || J <- lists:seq(0, 9)],
