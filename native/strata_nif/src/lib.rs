@@ -15,6 +15,13 @@ use strata_core::keycodec::{self, EncodedKey};
 use strata_core::ring::{self, Member, Ownership, RingConfig};
 use strata_core::{Bound, Commit, Config, Error, ReadCheck, Snapshot, Store, Write};
 
+/// The engine's allocations (keys, records, queued commits) come and go on several threads:
+/// schedulers, the writer thread, and the scheduler that serves another's queued commit. The
+/// system allocator's arenas contended on that (a profile of 8 processes appending to 8 feeds
+/// spent about 9% of its time waiting for arena locks).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod atoms {
     rustler::atoms! {
         ok, error, would_block, not_found, closed, no_snapshot, locked, conflict, bad_key, key_too_large,
