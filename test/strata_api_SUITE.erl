@@ -16,7 +16,8 @@ groups() ->
            req_list_reads_see_earlier_writes, req_list_commit_placement,
            req_list_failed_op_poisons, req_list_without_commit_writes_nothing,
            stale_transaction_aborts_lost_update, read_missing_then_created_aborts,
-           transaction_reads_own_writes, transaction_exception_writes_nothing,
+           transaction_reads_own_writes, transaction_writes_and_deletes_keys_it_read,
+           transaction_exception_writes_nothing,
            transaction_abort_and_retries, concurrent_increments_exact,
            concurrent_transfers_keep_total, scan_pages_in_term_order, scan_reverse_and_tags,
            scan_in_transaction_reads_its_snapshot],
@@ -249,6 +250,32 @@ read_missing_then_created_aborts(_Config) ->
                end, #{retries => 0}),
     ?assertEqual({error, {abort, [ghost]}}, Result),
     ?assertEqual({error, not_found}, strata:get(seen_no_ghost)).
+
+%% Keys a transaction read go to its commit as the engine stored them (the NIF does not encode
+%% them again): a write, a delete and a write of a key read as missing must all land, on
+%% tagged and plain keys alike.
+transaction_writes_and_deletes_keys_it_read(_Config) ->
+    Tagged = strata:tag(<<"t">>, {k, 1}),
+    ok = strata:put(Tagged, 1),
+    ok = strata:put(plain, 2),
+    {ok, {1, 2}} = strata:transaction(
+                     fun() ->
+                             {ok, A} = strata:get(Tagged),
+                             {ok, B} = strata:get(plain),
+                             {error, not_found} = strata:get({new, key}),
+                             ok = strata:put(Tagged, A + 10),
+                             ok = strata:delete(plain),
+                             ok = strata:put({new, key}, B),
+                             {A, B}
+                     end),
+    ?assertEqual({ok, 11}, strata:get(Tagged)),
+    ?assertEqual({error, not_found}, strata:get(plain)),
+    ?assertEqual({ok, 2}, strata:get({new, key})),
+    %% The same through a single-key update outside a transaction.
+    ?assertEqual(ok, strata:test_and_set(Tagged, 11, 12)),
+    ?assertEqual({ok, 12}, strata:get(Tagged)),
+    ?assertEqual({ok, [{Tagged, 12}], done},
+                 strata:scan(strata:tag(<<"t">>, 0), strata:tag(<<"t">>, <<>>), #{})).
 
 transaction_reads_own_writes(_Config) ->
     ok = strata:put(a, 1),

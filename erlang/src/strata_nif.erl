@@ -8,7 +8,7 @@
 -module(strata_nif).
 
 -export([open/2, close/1, partition_of/2, info/1,
-         get/2, get_dirty/2, get_versioned/3, get_versioned_dirty/3, snapshot/1, release_snapshot/1,
+         get/2, get_dirty/2, get_versioned/3, get_versioned_dirty/3, read/3, read_dirty/3, snapshot/1, release_snapshot/1,
          put/3, put_dirty/3, delete/2, delete_dirty/2, commit/4, commit_dirty/4, commit_sync/5, commit_sync_dirty/5,
          scan/3, scan_dirty/3,
          log_since/4, last_seq/2, truncate_log/2, backup/2,
@@ -18,12 +18,16 @@
 
 -on_load(load/0).
 
--export_type([store/0, snapshot/0, bound/0, write/0, page/0]).
+-export_type([store/0, snapshot/0, bound/0, read/0, write/0, page/0]).
 
 -type store() :: reference().
 -type snapshot() :: reference().
 -type bound() :: unbounded | {incl, term()} | {excl, term()} | {'after' | before, binary()}.
--type write() :: {put, term(), term()} | {delete, term()}.
+-type write() :: {put, term(), term()} | {delete, term()}
+               | {put_encoded, binary(), term()} | {delete_encoded, binary()}.
+%% A read a commit validates: a key, or a key as {@link read/3} answered it (`DataKey'), with
+%% the key itself last, for the caller's conflict report.
+-type read() :: {term(), non_neg_integer()} | {encoded, binary(), non_neg_integer(), term()}.
 %% One scan page: bounds, direction, limit, the partition to read (or all), keys or values only.
 -type page() :: {bound(), bound(), boolean(), non_neg_integer(), non_neg_integer() | undefined,
                  boolean()}.
@@ -74,6 +78,20 @@ get_versioned(_Store, _Snap, _Key) -> ?NOT_LOADED.
           {ok, term(), non_neg_integer()} | {not_found, non_neg_integer()} | error().
 get_versioned_dirty(_Store, _Snap, _Key) -> ?NOT_LOADED.
 
+%% @doc {@link get_versioned/3} that also answers the key as stored (`DataKey'): a commit
+%% takes it in `{encoded, DataKey, Version, Key}' reads and `put_encoded'/`delete_encoded'
+%% writes, instead of encoding the key again.
+-spec read(store(), snapshot() | latest, term()) ->
+          {ok, term(), non_neg_integer(), binary()} | {not_found, non_neg_integer(), binary()}
+          | would_block | error().
+read(_Store, _Snap, _Key) -> ?NOT_LOADED.
+
+%% @doc {@link read/3}, from disk if needed.
+-spec read_dirty(store(), snapshot() | latest, term()) ->
+          {ok, term(), non_neg_integer(), binary()} | {not_found, non_neg_integer(), binary()}
+          | error().
+read_dirty(_Store, _Snap, _Key) -> ?NOT_LOADED.
+
 %% @doc A consistent read view of the store.
 -spec snapshot(store()) -> snapshot() | error().
 snapshot(_Store) -> ?NOT_LOADED.
@@ -105,24 +123,24 @@ delete_dirty(_Store, _Key) -> ?NOT_LOADED.
 %% waiting; as {@link put/3}. `Snap' is the snapshot every read came from, or `latest' when
 %% they did not come from one snapshot: with a snapshot, reads of a partition nobody wrote
 %% since are valid without being looked up again.
--spec commit(store(), snapshot() | latest, [{term(), non_neg_integer()}], [write()]) ->
+-spec commit(store(), snapshot() | latest, [read()], [write()]) ->
           ok | {queued, reference()} | would_block | error().
 commit(_Store, _Snap, _Reads, _Writes) -> ?NOT_LOADED.
 
 %% @doc {@link commit/4} in the caller, waiting for its turn, locks and write stalls.
--spec commit_dirty(store(), snapshot() | latest, [{term(), non_neg_integer()}], [write()]) ->
+-spec commit_dirty(store(), snapshot() | latest, [read()], [write()]) ->
           ok | error().
 commit_dirty(_Store, _Snap, _Reads, _Writes) -> ?NOT_LOADED.
 
 %% @doc Queues a commit for the group-commit writer (sync durability); the outcome arrives as
 %% `{strata_commit, Tag, ok | {error, Reason}}'. `Snap' as in {@link commit/4}.
--spec commit_sync(store(), snapshot() | latest, [{term(), non_neg_integer()}], [write()],
+-spec commit_sync(store(), snapshot() | latest, [read()], [write()],
                   term()) ->
           ok | would_block | error().
 commit_sync(_Store, _Snap, _Reads, _Writes, _Tag) -> ?NOT_LOADED.
 
 %% @doc {@link commit_sync/5}, waiting for room in the queue.
--spec commit_sync_dirty(store(), snapshot() | latest, [{term(), non_neg_integer()}], [write()],
+-spec commit_sync_dirty(store(), snapshot() | latest, [read()], [write()],
                         term()) ->
           ok | error().
 commit_sync_dirty(_Store, _Snap, _Reads, _Writes, _Tag) -> ?NOT_LOADED.

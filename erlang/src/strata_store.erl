@@ -21,7 +21,7 @@
 -behaviour(gen_server).
 
 -export([start_link/1, handle/0, config/0, engine/0]).
--export([get/1, put/4, delete/3, get_versioned/2, snapshot/0, release/1, commit/4, commit/5, scan/2,
+-export([get/1, put/4, delete/3, get_versioned/2, read/2, snapshot/0, release/1, commit/4, commit/5, scan/2,
          partition_of/1, log_since/3, last_seq/1, backup/1, info/0, meta_get/1, meta_put/2]).
 -export([publish/3, unpublish/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
@@ -148,6 +148,30 @@ get_versioned(Snap, Key) ->
             {error, not_started}
     end.
 
+%% @doc {@link get_versioned/2} for a transaction: it also answers the key as a commit takes
+%% it, `DataKey' (with the NIF: `{encoded, DataKey, Version, Key}' reads and `put_encoded' or
+%% `delete_encoded' writes spare the commit encoding the key again), or `none' (with the port,
+%% whose commits take keys).
+-spec read(snapshot() | latest, term()) ->
+          {ok, term(), non_neg_integer(), binary() | none}
+          | {not_found, non_neg_integer(), binary() | none} | {error, term()}.
+read(Snap, Key) ->
+    case persistent_term:get(?HANDLE, undefined) of
+        {nif, S, _} ->
+            case strata_nif:read(S, Snap, Key) of
+                would_block -> strata_nif:read_dirty(S, Snap, Key);
+                Reply -> Reply
+            end;
+        {port, P, _} ->
+            case strata_port:get_versioned(P, Snap, Key) of
+                {ok, V, Vsn} -> {ok, V, Vsn, none};
+                {not_found, Vsn} -> {not_found, Vsn, none};
+                Error -> Error
+            end;
+        undefined ->
+            {error, not_started}
+    end.
+
 %% @doc A consistent read view of the whole store, owned by the calling process: release it
 %% with {@link release/1} when done (in port mode it is released at the latest when the
 %% process exits; at most 4096 are open at once).
@@ -183,7 +207,7 @@ release(Snap) ->
 %% Result}' (the engine cannot know the caller stopped waiting); with the port it is
 %% dropped. In port mode `{error, engine_down}' also means the outcome is unknown: the port
 %% died while the commit was in flight.
--spec commit([{term(), non_neg_integer()}], [strata_nif:write()], durability(), timeout()) ->
+-spec commit([strata_nif:read()], [strata_nif:write()], durability(), timeout()) ->
           ok | {error, term()}.
 commit(Reads, Writes, Durability, Timeout) ->
     commit(latest, Reads, Writes, Durability, Timeout).
@@ -191,7 +215,7 @@ commit(Reads, Writes, Durability, Timeout) ->
 %% @doc {@link commit/4} of reads that all came from snapshot `Snap' (`latest': they did not
 %% come from one snapshot). The NIF then takes reads of a partition nobody wrote since the
 %% snapshot as valid without looking them up again; the port engine looks every read up.
--spec commit(snapshot() | latest, [{term(), non_neg_integer()}], [strata_nif:write()],
+-spec commit(snapshot() | latest, [strata_nif:read()], [strata_nif:write()],
              durability(), timeout()) ->
           ok | {error, term()}.
 commit(Snap, Reads, Writes, async, Timeout) ->
@@ -246,9 +270,12 @@ async_write(Reply, _Timeout, _Dirty) ->
     Reply.
 
 conflict_keys({error, {conflict, Indexes}}, Reads) ->
-    {error, {conflict, [element(1, lists:nth(I + 1, Reads)) || I <- Indexes]}};
+    {error, {conflict, [read_key(lists:nth(I + 1, Reads)) || I <- Indexes]}};
 conflict_keys(Reply, _Reads) ->
     Reply.
+
+read_key({Key, _Version}) -> Key;
+read_key({encoded, _DataKey, _Version, Key}) -> Key.
 
 %% @doc One page of a scan over a snapshot: `{Key, Value}' items, or with `Keys' false only
 %% the values (the NIF then skips decoding the keys).

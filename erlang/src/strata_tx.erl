@@ -20,8 +20,9 @@
 -define(FAIL, '$strata_engine_error').
 
 -record(tx, {snap :: strata_store:snapshot(),
-             %% Key => {Version, none | {value, V}} as first read from the snapshot.
-             reads = #{} :: #{term() => {non_neg_integer(), strata_ops:old()}},
+             %% Key => {Version, none | {value, V}, DataKey} as first read from the snapshot;
+             %% DataKey is the key as the commit takes it (see strata_store:read/2) or none.
+             reads = #{} :: #{term() => {non_neg_integer(), strata_ops:old(), binary() | none}},
              %% Key => none (deleted) | {value, V}, the transaction's own writes.
              writes = #{} :: #{term() => strata_ops:old()},
              %% Keys of failed operations, newest first: the commit must abort.
@@ -92,12 +93,22 @@ finish(#tx{failed = [_ | _] = Failed}, _Opts) ->
 finish(#tx{writes = Writes}, _Opts) when map_size(Writes) =:= 0 ->
     ok;  % read-only: its snapshot is its serialization point
 finish(#tx{snap = Snap, reads = Reads, writes = Writes}, #{durability := D, timeout := T}) ->
-    Checks = [{K, Vsn} || {K, {Vsn, _}} <- maps:to_list(Reads)],
-    Puts = [case W of
-                {value, V} -> {put, K, V};
-                none -> {delete, K}
-            end || {K, W} <- maps:to_list(Writes)],
+    Checks = [check(K, Vsn, Enc) || {K, {Vsn, _, Enc}} <- maps:to_list(Reads)],
+    Puts = [write_op(K, W, Reads) || {K, W} <- maps:to_list(Writes)],
     strata_store:commit(Snap, Checks, Puts, D, T).
+
+%% A read to validate and a write, given by the key as stored when the key was read (so the
+%% engine need not encode it again).
+check(Key, Vsn, none) -> {Key, Vsn};
+check(Key, Vsn, DataKey) -> {encoded, DataKey, Vsn, Key}.
+
+write_op(Key, W, Reads) ->
+    case {Reads, W} of
+        {#{Key := {_, _, DataKey}}, {value, V}} when is_binary(DataKey) -> {put_encoded, DataKey, V};
+        {#{Key := {_, _, DataKey}}, none} when is_binary(DataKey) -> {delete_encoded, DataKey};
+        {_, {value, V}} -> {put, Key, V};
+        {_, none} -> {delete, Key}
+    end.
 
 %% @doc Aborts the running transaction: `transaction/2' returns `{error, {aborted, Reason}}'.
 -spec abort(term()) -> no_return().
@@ -162,19 +173,19 @@ current(Key) ->
             W;
         #{} ->
             case Reads of
-                #{Key := {_, Old}} ->
+                #{Key := {_, Old, _}} ->
                     Old;
                 #{} ->
-                    {Vsn, Old} = versioned(Snap, Key),
-                    put(?TX, Tx#tx{reads = Reads#{Key => {Vsn, Old}}}),
+                    {_, Old, _} = Read = versioned(Snap, Key),
+                    put(?TX, Tx#tx{reads = Reads#{Key => Read}}),
                     Old
             end
     end.
 
 versioned(Snap, Key) ->
-    case strata_store:get_versioned(Snap, Key) of
-        {ok, V, Vsn} -> {Vsn, {value, V}};
-        {not_found, Vsn} -> {Vsn, none};
+    case strata_store:read(Snap, Key) of
+        {ok, V, Vsn, DataKey} -> {Vsn, {value, V}, DataKey};
+        {not_found, Vsn, DataKey} -> {Vsn, none, DataKey};
         {error, Reason} -> throw({?FAIL, Reason})
     end.
 
@@ -193,14 +204,16 @@ single(Key, Op, #{durability := D, timeout := T} = Opts, Left, Attempt) ->
     case Read of
         {error, _} = Error ->
             Error;
-        {Vsn, Old} ->
+        {Vsn, Old, DataKey} ->
             case Op(Old) of
                 keep ->
                     ok;
                 {error, _} = Error ->
                     Error;
                 {write, New} ->
-                    case strata_store:commit([{Key, Vsn}], [{put, Key, New}], D, T) of
+                    Reads = #{Key => {Vsn, Old, DataKey}},
+                    case strata_store:commit([check(Key, Vsn, DataKey)],
+                                             [write_op(Key, {value, New}, Reads)], D, T) of
                         {error, {conflict, _}} when Left > 0 ->
                             backoff(Attempt),
                             single(Key, Op, Opts, Left - 1, Attempt + 1);

@@ -79,7 +79,11 @@ pub fn encode(etf: &[u8]) -> Result<EncodedKey, Error> {
         Some((&VERSION, body)) => body,
         _ => return Err(Error::BadKey("not external term format")),
     };
-    let mut enc = Encoder::default();
+    // Room for about the whole encoding and a partition prefix (`Store::into_data_key`).
+    let mut enc = Encoder {
+        out: Vec::with_capacity(etf.len() + 8),
+        ..Encoder::default()
+    };
     let end = enc.term(body, 0, false, 0, true)?;
     if end != body.len() {
         return Err(Error::BadKey("trailing bytes after term"));
@@ -97,7 +101,8 @@ pub fn encode(etf: &[u8]) -> Result<EncodedKey, Error> {
 
 /// Encodes a binary key without going through external term format (the common case).
 pub fn encode_binary(bin: &[u8]) -> Result<EncodedKey, Error> {
-    let mut out = Vec::with_capacity(bin.len() + 4);
+    // Room for the tag, the terminator and a partition prefix (`Store::into_data_key`).
+    let mut out = Vec::with_capacity(bin.len() + 6);
     out.push(T_BITS);
     escape_into(&mut out, bin);
     out.extend_from_slice(&[0x00, 0x02]);

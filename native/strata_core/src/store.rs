@@ -309,6 +309,14 @@ impl Store {
         k
     }
 
+    /// `data_key`, reusing the encoding's buffer (the partition prefix goes in front of it).
+    pub fn into_data_key(&self, key: EncodedKey) -> Vec<u8> {
+        let prefix = self.partition_of(&key).to_be_bytes();
+        let mut k = key.bytes;
+        k.splice(0..0, prefix);
+        k
+    }
+
     /// Reads a key and hands its stored form to `f`. With `blocking` false, only the memtable
     /// and block cache are consulted and `Error::WouldBlock` means the data is on disk.
     pub fn get<R>(

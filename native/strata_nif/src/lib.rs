@@ -27,7 +27,8 @@ mod atoms {
         ok, error, would_block, not_found, closed, no_snapshot, locked, conflict, bad_key, key_too_large,
         value_too_large, invalid, partitions_mismatch, corrupt, rocksdb, done,
         put, delete, strata_commit, partitions, block_cache_bytes, write_buffer_bytes,
-        unbounded, incl, excl, after, before, ring, undefined, queued
+        unbounded, incl, excl, after, before, ring, undefined, queued, encoded, put_encoded,
+        delete_encoded
     }
 }
 
@@ -91,7 +92,7 @@ fn key_of(term: Term) -> Result<EncodedKey, Error> {
 }
 
 fn data_key(store: &Store, term: Term) -> Result<Vec<u8>, Error> {
-    Ok(store.data_key(&key_of(term)?))
+    Ok(store.into_data_key(key_of(term)?))
 }
 
 /// A term as stored: its external term format, within the value size limit.
@@ -104,6 +105,15 @@ fn value_etf(term: Term) -> Result<rustler::OwnedBinary, Error> {
 }
 
 fn decode_value<'a>(env: Env<'a>, etf: &[u8]) -> Result<Term<'a>, Error> {
+    use strata_core::etf::{BINARY_EXT, VERSION};
+    // A binary (the common value) is copied out directly, without the term decoder.
+    if let [VERSION, BINARY_EXT, a, b, c, d, bytes @ ..] = etf {
+        if u32::from_be_bytes([*a, *b, *c, *d]) as usize == bytes.len() {
+            let mut bin = NewBinary::new(env, bytes.len());
+            bin.as_mut_slice().copy_from_slice(bytes);
+            return Ok(Term::from(bin));
+        }
+    }
     // SAFETY: the bytes were produced by term_to_binary when written. The unsafe variant is
     // needed because the safe one refuses atoms this VM has not seen yet (after a restart).
     unsafe { env.binary_to_term_trusted(etf) }

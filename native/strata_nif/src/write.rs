@@ -89,12 +89,24 @@ fn put(key: Vec<u8>, value: Term) -> Result<Write, Error> {
     }
 }
 
-/// Builds a commit from the snapshot its reads came from (or `latest`), `[{Key, Version}]`
-/// and `[{put, Key, Value} | {delete, Key}]`.
+/// A key as stored, given back by `read/3`: a partition prefix and an encoding.
+fn stored_key(bin: Term) -> Result<Vec<u8>, Error> {
+    match bin.decode::<Binary>() {
+        Ok(b) if b.len() > 2 => Ok(b.as_slice().to_vec()),
+        _ => Err(Error::Invalid(
+            "an encoded key is a binary from read/3".into(),
+        )),
+    }
+}
+
+/// Builds a commit from the snapshot its reads came from (or `latest`), reads
+/// `[{Key, Version} | {encoded, DataKey, Version, Key}]` and writes `[{put, Key, Value} |
+/// {delete, Key} | {put_encoded, DataKey, Value} | {delete_encoded, DataKey}]`, where
+/// `DataKey` is a key as `read/3` answered it.
 fn build_commit(
     s: &Store,
     snap: Term,
-    reads: Vec<(Term, u64)>,
+    reads: Vec<Term>,
     writes: Vec<Term>,
 ) -> Result<Commit, Error> {
     let mut c = Commit {
@@ -105,21 +117,36 @@ fn build_commit(
             .ok()
             .map(|r| r.0.seq()),
     };
-    for (k, version) in reads {
-        c.reads.push(ReadCheck {
-            key: data_key(s, k)?,
-            version,
-        });
+    let is = |t: &Term, a: Atom| t.decode::<Atom>().is_ok_and(|b| b == a);
+    for r in reads {
+        let bad = || {
+            Error::Invalid("a read is {Key, Version} or {encoded, DataKey, Version, Key}".into())
+        };
+        let t = rustler::types::tuple::get_tuple(r).map_err(|_| bad())?;
+        let (key, version) = match t.as_slice() {
+            [k, v] => (data_key(s, *k)?, v.decode::<u64>().map_err(|_| bad())?),
+            [tag, k, v, _] if is(tag, atoms::encoded()) => {
+                (stored_key(*k)?, v.decode::<u64>().map_err(|_| bad())?)
+            }
+            _ => return Err(bad()),
+        };
+        c.reads.push(ReadCheck { key, version });
     }
     for w in writes {
-        let bad = || Error::Invalid("a write is {put, Key, Value} or {delete, Key}".into());
+        let bad = || {
+            Error::Invalid(
+                "a write is {put, Key, Value}, {delete, Key}, {put_encoded, DataKey, Value} \
+                 or {delete_encoded, DataKey}"
+                    .into(),
+            )
+        };
         let t = rustler::types::tuple::get_tuple(w).map_err(|_| bad())?;
         match t.as_slice() {
-            [op, k, v] if op.decode::<Atom>().is_ok_and(|a| a == atoms::put()) => {
-                c.writes.push(put(data_key(s, *k)?, *v)?);
-            }
-            [op, k] if op.decode::<Atom>().is_ok_and(|a| a == atoms::delete()) => {
-                c.writes.push(Write::delete(data_key(s, *k)?));
+            [op, k, v] if is(op, atoms::put()) => c.writes.push(put(data_key(s, *k)?, *v)?),
+            [op, k] if is(op, atoms::delete()) => c.writes.push(Write::delete(data_key(s, *k)?)),
+            [op, k, v] if is(op, atoms::put_encoded()) => c.writes.push(put(stored_key(*k)?, *v)?),
+            [op, k] if is(op, atoms::delete_encoded()) => {
+                c.writes.push(Write::delete(stored_key(*k)?))
             }
             _ => return Err(bad()),
         }
@@ -185,7 +212,7 @@ fn do_commit<'a>(
     env: Env<'a>,
     res: &StoreRes,
     snap: Term<'a>,
-    reads: Vec<(Term<'a>, u64)>,
+    reads: Vec<Term<'a>>,
     writes: Vec<Term<'a>>,
     blocking: bool,
 ) -> Term<'a> {
@@ -205,7 +232,7 @@ fn commit<'a>(
     env: Env<'a>,
     res: ResourceArc<StoreRes>,
     snap: Term<'a>,
-    reads: Vec<(Term<'a>, u64)>,
+    reads: Vec<Term<'a>>,
     writes: Vec<Term<'a>>,
 ) -> Term<'a> {
     do_commit(env, &res, snap, reads, writes, false)
@@ -217,7 +244,7 @@ fn commit_dirty<'a>(
     env: Env<'a>,
     res: ResourceArc<StoreRes>,
     snap: Term<'a>,
-    reads: Vec<(Term<'a>, u64)>,
+    reads: Vec<Term<'a>>,
     writes: Vec<Term<'a>>,
 ) -> Term<'a> {
     do_commit(env, &res, snap, reads, writes, true)
@@ -227,7 +254,7 @@ fn do_commit_sync<'a>(
     env: Env<'a>,
     res: &StoreRes,
     snap: Term<'a>,
-    reads: Vec<(Term<'a>, u64)>,
+    reads: Vec<Term<'a>>,
     writes: Vec<Term<'a>>,
     tag: Term<'a>,
     blocking: bool,
@@ -248,7 +275,7 @@ fn commit_sync<'a>(
     env: Env<'a>,
     res: ResourceArc<StoreRes>,
     snap: Term<'a>,
-    reads: Vec<(Term<'a>, u64)>,
+    reads: Vec<Term<'a>>,
     writes: Vec<Term<'a>>,
     tag: Term<'a>,
 ) -> Term<'a> {
@@ -261,7 +288,7 @@ fn commit_sync_dirty<'a>(
     env: Env<'a>,
     res: ResourceArc<StoreRes>,
     snap: Term<'a>,
-    reads: Vec<(Term<'a>, u64)>,
+    reads: Vec<Term<'a>>,
     writes: Vec<Term<'a>>,
     tag: Term<'a>,
 ) -> Term<'a> {

@@ -125,6 +125,28 @@ fn a_key_created_after_it_was_read_missing_aborts() {
     assert_eq!(s.commit(&mut c, true), Err(Error::Conflict(vec![0])));
 }
 
+#[test]
+fn a_data_key_made_in_the_encoding_s_buffer_is_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    // `{'$tag', <<"t">>, {e, 1}}` and `[1, a]` in external term format, and binaries.
+    let etfs: [&[u8]; 2] = [
+        &[
+            131, 104, 3, 100, 0, 4, b'$', b't', b'a', b'g', 109, 0, 0, 0, 1, b't', 104, 2, 100, 0,
+            1, b'e', 97, 1,
+        ],
+        &[131, 108, 0, 0, 0, 2, 97, 1, 100, 0, 1, b'a', 106],
+    ];
+    for etf in etfs {
+        let k = keycodec::encode(etf).unwrap();
+        assert_eq!(s.into_data_key(k.clone()), s.data_key(&k));
+    }
+    for bin in [&b""[..], b"k", &[0u8; 300]] {
+        let k = keycodec::encode_binary(bin).unwrap();
+        assert_eq!(s.into_data_key(k.clone()), s.data_key(&k));
+    }
+}
+
 /// The partition of a key of `key`.
 fn part(s: &Store, k: &str) -> u16 {
     s.partition_of(&keycodec::encode_binary(k.as_bytes()).unwrap())
