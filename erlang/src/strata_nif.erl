@@ -8,7 +8,7 @@
 -module(strata_nif).
 
 -export([open/2, close/1, partition_of/2, info/1,
-         get/2, get_dirty/2, get_versioned/3, get_versioned_dirty/3, read/3, read_dirty/3, snapshot/1, release_snapshot/1,
+         get/2, get_dirty/2, read/3, read_dirty/3, snapshot/1, release_snapshot/1,
          put/3, put_dirty/3, delete/2, delete_dirty/2, commit/4, commit_dirty/4, commit_sync/5, commit_sync_dirty/5,
          scan/3, scan_dirty/3,
          log_since/4, last_seq/2, truncate_log/2, backup/2,
@@ -68,19 +68,9 @@ get(_Store, _Key) -> ?NOT_LOADED.
 -spec get_dirty(store(), term()) -> {ok, term()} | error().
 get_dirty(_Store, _Key) -> ?NOT_LOADED.
 
-%% @doc Reads a key and its version as of a snapshot, from memory only.
--spec get_versioned(store(), snapshot() | latest, term()) ->
-          {ok, term(), non_neg_integer()} | {not_found, non_neg_integer()} | would_block | error().
-get_versioned(_Store, _Snap, _Key) -> ?NOT_LOADED.
-
-%% @doc Reads a key and its version as of a snapshot, from disk if needed.
--spec get_versioned_dirty(store(), snapshot() | latest, term()) ->
-          {ok, term(), non_neg_integer()} | {not_found, non_neg_integer()} | error().
-get_versioned_dirty(_Store, _Snap, _Key) -> ?NOT_LOADED.
-
-%% @doc {@link get_versioned/3} that also answers the key as stored (`DataKey'): a commit
-%% takes it in `{encoded, DataKey, Version, Key}' reads and `put_encoded'/`delete_encoded'
-%% writes, instead of encoding the key again.
+%% @doc Reads a key and its version as of a snapshot (or of now, given `latest'), from memory
+%% only, with the key as stored (`DataKey'): a commit takes it in `{encoded, DataKey, Version,
+%% Key}' reads and `put_encoded'/`delete_encoded' writes instead of encoding the key again.
 -spec read(store(), snapshot() | latest, term()) ->
           {ok, term(), non_neg_integer(), binary()} | {not_found, non_neg_integer(), binary()}
           | would_block | error().

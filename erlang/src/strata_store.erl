@@ -136,16 +136,10 @@ delete(Key, sync, Timeout) ->
 -spec get_versioned(snapshot() | latest, term()) ->
           {ok, term(), non_neg_integer()} | {not_found, non_neg_integer()} | {error, term()}.
 get_versioned(Snap, Key) ->
-    case persistent_term:get(?HANDLE, undefined) of
-        {nif, S, _} ->
-            case strata_nif:get_versioned(S, Snap, Key) of
-                would_block -> strata_nif:get_versioned_dirty(S, Snap, Key);
-                Reply -> Reply
-            end;
-        {port, P, _} ->
-            strata_port:get_versioned(P, Snap, Key);
-        undefined ->
-            {error, not_started}
+    case read(Snap, Key) of
+        {ok, V, Vsn, _} -> {ok, V, Vsn};
+        {not_found, Vsn, _} -> {not_found, Vsn};
+        {error, _} = Error -> Error
     end.
 
 %% @doc {@link get_versioned/2} for a transaction: it also answers the key as a commit takes

@@ -1,6 +1,6 @@
 //! strata_nif: thin rustler adapters over strata_core.
 //!
-//! Scheduling (see DESIGN 3.2): the hot calls (`get`, `get_versioned`, `commit`, `scan`) run on
+//! Scheduling (see DESIGN 3.2): the hot calls (`get`, `read`, `commit`, `scan`) run on
 //! normal schedulers and never block: reads use only the memtable and block cache, writes never
 //! wait for a lock or a stall. When they would block they return `would_block`, and the Erlang
 //! wrapper repeats the call through its `*_dirty` twin on a dirty IO scheduler. Sync commits go

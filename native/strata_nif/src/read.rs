@@ -27,34 +27,28 @@ fn get_dirty<'a>(env: Env<'a>, res: ResourceArc<StoreRes>, key: Term<'a>) -> Ter
     do_get(env, &res, key, true)
 }
 
-/// A versioned read; with `with_key`, the reply also carries the key as stored (partition and
-/// encoding), which a commit takes instead of the key (`{encoded, DataKey, Version, Key}`).
-fn do_get_versioned<'a>(
+/// A versioned read that also answers the key as stored (partition and encoding), which a
+/// commit takes instead of the key (`{encoded, DataKey, Version, Key}`).
+fn do_read<'a>(
     env: Env<'a>,
     res: &StoreRes,
     snap: Term<'a>,
     key: Term<'a>,
     blocking: bool,
-    with_key: bool,
 ) -> Term<'a> {
     // `latest` (or any non-snapshot) reads the current state.
     let snap: Option<ResourceArc<SnapRes>> = snap.decode().ok();
     let out = with_store(res, |s| {
         let k = data_key(s, key)?;
-        let stored = |env: Env<'a>| {
-            let mut bin = NewBinary::new(env, k.len());
-            bin.as_mut_slice().copy_from_slice(&k);
-            Term::from(bin)
-        };
         s.get(&k, blocking, snap.as_ref().map(|r| &r.0), |st| {
-            match (st.value, with_key) {
-                (Some(v), false) => {
-                    decode_value(env, v).map(|t| (atoms::ok(), t, st.version).encode(env))
+            let mut stored = NewBinary::new(env, k.len());
+            stored.as_mut_slice().copy_from_slice(&k);
+            let stored = Term::from(stored);
+            match st.value {
+                Some(v) => {
+                    decode_value(env, v).map(|t| (atoms::ok(), t, st.version, stored).encode(env))
                 }
-                (Some(v), true) => decode_value(env, v)
-                    .map(|t| (atoms::ok(), t, st.version, stored(env)).encode(env)),
-                (None, false) => Ok((atoms::not_found(), st.version).encode(env)),
-                (None, true) => Ok((atoms::not_found(), st.version, stored(env)).encode(env)),
+                None => Ok((atoms::not_found(), st.version, stored).encode(env)),
             }
         })?
     });
@@ -62,35 +56,12 @@ fn do_get_versioned<'a>(
     answer(env, out)
 }
 
-/// `{ok, Value, Version}` | `{not_found, Version}` as of a snapshot (or of now, given
-/// `latest`), or `would_block`.
-#[rustler::nif]
-fn get_versioned<'a>(
-    env: Env<'a>,
-    res: ResourceArc<StoreRes>,
-    snap: Term<'a>,
-    key: Term<'a>,
-) -> Term<'a> {
-    do_get_versioned(env, &res, snap, key, false, false)
-}
-
-/// `get_versioned/3` on a dirty IO scheduler.
-#[rustler::nif(schedule = "DirtyIo")]
-fn get_versioned_dirty<'a>(
-    env: Env<'a>,
-    res: ResourceArc<StoreRes>,
-    snap: Term<'a>,
-    key: Term<'a>,
-) -> Term<'a> {
-    do_get_versioned(env, &res, snap, key, true, false)
-}
-
-/// `get_versioned/3` that also answers the key as stored: `{ok, Value, Version, DataKey}` |
-/// `{not_found, Version, DataKey}`, or `would_block`. A transaction commits with `DataKey`
-/// instead of encoding the key again.
+/// `{ok, Value, Version, DataKey}` | `{not_found, Version, DataKey}` as of a snapshot (or of
+/// now, given `latest`), or `would_block`. `DataKey` is the key as stored: a transaction
+/// commits with it instead of encoding the key again.
 #[rustler::nif]
 fn read<'a>(env: Env<'a>, res: ResourceArc<StoreRes>, snap: Term<'a>, key: Term<'a>) -> Term<'a> {
-    do_get_versioned(env, &res, snap, key, false, true)
+    do_read(env, &res, snap, key, false)
 }
 
 /// `read/3` on a dirty IO scheduler.
@@ -101,7 +72,7 @@ fn read_dirty<'a>(
     snap: Term<'a>,
     key: Term<'a>,
 ) -> Term<'a> {
-    do_get_versioned(env, &res, snap, key, true, true)
+    do_read(env, &res, snap, key, true)
 }
 
 /// A consistent read view of the store.
