@@ -364,6 +364,13 @@ impl Store {
         Snapshot(cell)
     }
 
+    /// The snapshot's `Snapshot::seq` if it was taken from this store, for `Commit::snapshot`:
+    /// a snapshot of another store (one closed and opened again while a transaction ran) says
+    /// nothing about this store's writes.
+    pub fn seq_of(&self, snap: &Snapshot) -> Option<u64> {
+        Arc::ptr_eq(&snap.0.registry, &self.inner.snapshots).then_some(snap.0.seq)
+    }
+
     /// The last sequence number of a partition (0 if it was never written).
     pub fn last_seq(&self, partition: u16) -> Result<u64, Error> {
         let lock = self
@@ -543,8 +550,8 @@ struct SnapCell {
 }
 
 impl Snapshot {
-    /// A RocksDB sequence number every write of which the snapshot shows; give it to
-    /// `Commit::snapshot` when the commit's reads came from this snapshot.
+    /// A RocksDB sequence number every write of which the snapshot shows. `Store::seq_of`
+    /// gives it for `Commit::snapshot` after checking that the snapshot is of that store.
     pub fn seq(&self) -> u64 {
         self.0.seq
     }

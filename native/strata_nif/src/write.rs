@@ -115,7 +115,7 @@ fn build_commit(
         snapshot: snap
             .decode::<ResourceArc<SnapRes>>()
             .ok()
-            .map(|r| r.0.seq()),
+            .and_then(|r| s.seq_of(&r.0)),
     };
     let is = |t: &Term, a: Atom| t.decode::<Atom>().is_ok_and(|b| b == a);
     for r in reads {

@@ -208,6 +208,12 @@ fn reads_from_a_snapshot_are_looked_up_again_only_where_their_partition_changed(
     let snap = s.snapshot();
     let (now, _) = get(&s, a);
     assert_eq!(s.commit(&mut read_a(&snap, now), true), Ok(()));
+    assert_eq!(s.seq_of(&snap), Some(snap.seq()));
+
+    // A snapshot of another store says nothing about this one's writes.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = open(other_dir.path());
+    assert_eq!(s.seq_of(&other.snapshot()), None);
 }
 
 #[test]
