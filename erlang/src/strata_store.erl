@@ -124,11 +124,17 @@ put(Key, Value, sync, Timeout) ->
 %% @doc Deletes one key, durable as asked.
 -spec delete(term(), durability(), timeout()) -> ok | {error, term()}.
 delete(Key, async, Timeout) ->
-    with(fun(S) ->
-                 async_write(strata_nif:delete(S, Key), Timeout,
-                             fun() -> strata_nif:delete_dirty(S, Key) end)
-         end,
-         fun(P) -> strata_port:delete(P, Key, async, Timeout) end);
+    case persistent_term:get(?HANDLE, undefined) of
+        {nif, S, _} ->
+            case strata_nif:delete(S, Key) of
+                ok -> ok;
+                Reply -> async_write(Reply, Timeout, fun() -> strata_nif:delete_dirty(S, Key) end)
+            end;
+        {port, P, _} ->
+            strata_port:delete(P, Key, async, Timeout);
+        undefined ->
+            {error, not_started}
+    end;
 delete(Key, sync, Timeout) ->
     commit([], [{delete, Key}], sync, Timeout).
 

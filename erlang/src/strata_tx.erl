@@ -94,7 +94,7 @@ finish(#tx{writes = Writes}, _Opts) when map_size(Writes) =:= 0 ->
     ok;  % read-only: its snapshot is its serialization point
 finish(#tx{snap = Snap, reads = Reads, writes = Writes}, #{durability := D, timeout := T}) ->
     Checks = [check(K, Vsn, Enc) || {K, {Vsn, _, Enc}} <- maps:to_list(Reads)],
-    Puts = [write_op(K, W, Reads) || {K, W} <- maps:to_list(Writes)],
+    Puts = [write_op(K, W, data_key(K, Reads)) || {K, W} <- maps:to_list(Writes)],
     strata_store:commit(Snap, Checks, Puts, D, T).
 
 %% A read to validate and a write, given by the key as stored when the key was read (so the
@@ -102,12 +102,16 @@ finish(#tx{snap = Snap, reads = Reads, writes = Writes}, #{durability := D, time
 check(Key, Vsn, none) -> {Key, Vsn};
 check(Key, Vsn, DataKey) -> {encoded, DataKey, Vsn, Key}.
 
-write_op(Key, W, Reads) ->
-    case {Reads, W} of
-        {#{Key := {_, _, DataKey}}, {value, V}} when is_binary(DataKey) -> {put_encoded, DataKey, V};
-        {#{Key := {_, _, DataKey}}, none} when is_binary(DataKey) -> {delete_encoded, DataKey};
-        {_, {value, V}} -> {put, Key, V};
-        {_, none} -> {delete, Key}
+write_op(Key, {value, V}, none) -> {put, Key, V};
+write_op(Key, none, none) -> {delete, Key};
+write_op(_Key, {value, V}, DataKey) -> {put_encoded, DataKey, V};
+write_op(_Key, none, DataKey) -> {delete_encoded, DataKey}.
+
+%% The key as stored, when the transaction read it (and the engine answered it).
+data_key(Key, Reads) ->
+    case Reads of
+        #{Key := {_, _, DataKey}} -> DataKey;
+        #{} -> none
     end.
 
 %% @doc Aborts the running transaction: `transaction/2' returns `{error, {aborted, Reason}}'.
@@ -211,9 +215,8 @@ single(Key, Op, #{durability := D, timeout := T} = Opts, Left, Attempt) ->
                 {error, _} = Error ->
                     Error;
                 {write, New} ->
-                    Reads = #{Key => {Vsn, Old, DataKey}},
                     case strata_store:commit([check(Key, Vsn, DataKey)],
-                                             [write_op(Key, {value, New}, Reads)], D, T) of
+                                             [write_op(Key, {value, New}, DataKey)], D, T) of
                         {error, {conflict, _}} when Left > 0 ->
                             backoff(Attempt),
                             single(Key, Op, Opts, Left - 1, Attempt + 1);

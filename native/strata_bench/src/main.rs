@@ -104,7 +104,7 @@ fn core_puts(ops: u64, runs: u64) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Arc::new(Store::open(Config::new(dir.path())).expect("open store"));
     let put = |s: &Store, k: u64, value: &[u8]| {
-        let key = s.into_data_key(keycodec::encode_binary(&key(k)).unwrap());
+        let key = s.data_key(keycodec::encode_binary(&key(k)).unwrap());
         let mut c = Commit {
             reads: vec![],
             writes: vec![Write::put_binary(key, value).unwrap()],

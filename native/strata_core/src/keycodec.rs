@@ -79,7 +79,7 @@ pub fn encode(etf: &[u8]) -> Result<EncodedKey, Error> {
         Some((&VERSION, body)) => body,
         _ => return Err(Error::BadKey("not external term format")),
     };
-    // Room for about the whole encoding and a partition prefix (`Store::into_data_key`).
+    // Room for about the whole encoding and a partition prefix (`Store::data_key`).
     let mut enc = Encoder {
         out: Vec::with_capacity(etf.len() + 8),
         ..Encoder::default()
@@ -101,7 +101,7 @@ pub fn encode(etf: &[u8]) -> Result<EncodedKey, Error> {
 
 /// Encodes a binary key without going through external term format (the common case).
 pub fn encode_binary(bin: &[u8]) -> Result<EncodedKey, Error> {
-    // Room for the tag, the terminator and a partition prefix (`Store::into_data_key`).
+    // Room for the tag, the terminator and a partition prefix (`Store::data_key`).
     let mut out = Vec::with_capacity(bin.len() + 6);
     out.push(T_BITS);
     escape_into(&mut out, bin);

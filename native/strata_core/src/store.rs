@@ -25,7 +25,7 @@ use rocksdb::{
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Weak};
 
 /// Largest value accepted, in bytes of external term format.
@@ -301,16 +301,9 @@ impl Store {
         ring::partition_of(ring::hash64(key.hash_bytes()), self.inner.partitions)
     }
 
-    /// The key under which `key` is stored: its partition, then its encoding.
-    pub fn data_key(&self, key: &EncodedKey) -> Vec<u8> {
-        let mut k = Vec::with_capacity(2 + key.bytes.len());
-        k.extend_from_slice(&self.partition_of(key).to_be_bytes());
-        k.extend_from_slice(&key.bytes);
-        k
-    }
-
-    /// `data_key`, reusing the encoding's buffer (the partition prefix goes in front of it).
-    pub fn into_data_key(&self, key: EncodedKey) -> Vec<u8> {
+    /// The key under which `key` is stored: its partition, then its encoding. The encoding's
+    /// buffer is reused (the prefix goes in front of it).
+    pub fn data_key(&self, key: EncodedKey) -> Vec<u8> {
         let prefix = self.partition_of(&key).to_be_bytes();
         let mut k = key.bytes;
         k.splice(0..0, prefix);
@@ -357,18 +350,17 @@ impl Store {
             snap: RwLock::new(Some(snap)),
             seq,
             id,
-            released: AtomicBool::new(false),
             registry: inner.snapshots.clone(),
         });
         registry.live.insert(id, Arc::downgrade(&cell));
         Snapshot(cell)
     }
 
-    /// The snapshot's `Snapshot::seq` if it was taken from this store, for `Commit::snapshot`:
-    /// a snapshot of another store (one closed and opened again while a transaction ran) says
-    /// nothing about this store's writes.
+    /// For `Commit::snapshot`: a RocksDB sequence number every write of which the snapshot
+    /// shows, if it was taken from this store. A snapshot of another store (one closed and
+    /// opened again while a transaction ran) says nothing about this store's writes.
     pub fn seq_of(&self, snap: &Snapshot) -> Option<u64> {
-        Arc::ptr_eq(&snap.0.registry, &self.inner.snapshots).then_some(snap.0.seq)
+        Arc::ptr_eq(&snap.0.registry, &self.inner.snapshots).then_some(snap.seq())
     }
 
     /// The last sequence number of a partition (0 if it was never written).
@@ -544,15 +536,12 @@ struct SnapCell {
     seq: u64,
     /// Its key in the registry.
     id: u64,
-    /// Set by `Snapshot::release`.
-    released: AtomicBool,
     registry: Registry,
 }
 
 impl Snapshot {
-    /// A RocksDB sequence number every write of which the snapshot shows. `Store::seq_of`
-    /// gives it for `Commit::snapshot` after checking that the snapshot is of that store.
-    pub fn seq(&self) -> u64 {
+    /// A RocksDB sequence number every write of which the snapshot shows (see `Store::seq_of`).
+    pub(crate) fn seq(&self) -> u64 {
         self.0.seq
     }
 
@@ -562,19 +551,23 @@ impl Snapshot {
     pub fn release(&self) {
         // Under the registry lock, as in `SnapCell::drop`.
         let mut registry = self.0.registry.lock();
-        self.0.released.store(true, Ordering::Relaxed);
         self.0.snap.write().take();
         registry.live.remove(&self.0.id);
     }
 
     /// The RocksDB snapshot, held for the duration of a read; `Error::NoSnapshot` once
-    /// released, `Error::Closed` after close.
+    /// released (it left the registry), `Error::Closed` after close (it is still there).
     pub(crate) fn view(&self) -> Result<RwLockReadGuard<'_, Option<RocksSnapshot>>, Error> {
         let guard = self.0.snap.read();
-        match *guard {
-            Some(_) => Ok(guard),
-            None if self.0.released.load(Ordering::Relaxed) => Err(Error::NoSnapshot),
-            None => Err(Error::Closed),
+        if guard.is_some() {
+            return Ok(guard);
+        }
+        // Released first: `release` takes the registry lock before this lock.
+        drop(guard);
+        if self.0.registry.lock().live.contains_key(&self.0.id) {
+            Err(Error::Closed)
+        } else {
+            Err(Error::NoSnapshot)
         }
     }
 

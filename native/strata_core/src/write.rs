@@ -125,7 +125,7 @@ pub struct Commit {
     pub reads: Vec<ReadCheck>,
     /// Writes to apply if every read still has its version.
     pub writes: Vec<Write>,
-    /// `Snapshot::seq` of the snapshot every read came from, if they did. Then a read of a
+    /// `Store::seq_of` the snapshot every read came from, if they did. Then a read of a
     /// partition nobody wrote since that snapshot is valid without looking the key up again.
     pub snapshot: Option<u64>,
 }

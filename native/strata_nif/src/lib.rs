@@ -92,7 +92,7 @@ fn key_of(term: Term) -> Result<EncodedKey, Error> {
 }
 
 fn data_key(store: &Store, term: Term) -> Result<Vec<u8>, Error> {
-    Ok(store.into_data_key(key_of(term)?))
+    Ok(store.data_key(key_of(term)?))
 }
 
 /// A term as stored: its external term format, within the value size limit.

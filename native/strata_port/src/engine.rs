@@ -393,7 +393,7 @@ pub struct Engine {
 }
 
 fn key(store: &Store, etf: &[u8]) -> Result<Vec<u8>, Fail> {
-    Ok(store.into_data_key(keycodec::encode(etf)?))
+    Ok(store.data_key(keycodec::encode(etf)?))
 }
 
 fn bound(b: &WireBound) -> Result<Bound, Fail> {

@@ -19,7 +19,7 @@ fn open(dir: &std::path::Path) -> Store {
 }
 
 fn key(s: &Store, k: &str) -> Vec<u8> {
-    s.data_key(&keycodec::encode_binary(k.as_bytes()).unwrap())
+    s.data_key(keycodec::encode_binary(k.as_bytes()).unwrap())
 }
 
 fn put(s: &Store, k: &str, v: &[u8]) {
@@ -32,10 +32,14 @@ fn put(s: &Store, k: &str, v: &[u8]) {
 }
 
 fn get(s: &Store, k: &str) -> (u64, Option<Vec<u8>>) {
-    s.get(&key(s, k), true, None, |st| {
+    get_at(s, k, None).unwrap()
+}
+
+/// A key's version and value as of a snapshot (or of now).
+fn get_at(s: &Store, k: &str, snap: Option<&Snapshot>) -> Result<(u64, Option<Vec<u8>>), Error> {
+    s.get(&key(s, k), true, snap, |st| {
         (st.version, st.value.map(<[u8]>::to_vec))
     })
-    .unwrap()
 }
 
 fn sync_commit(s: &Store, c: Commit) -> Result<(), Error> {

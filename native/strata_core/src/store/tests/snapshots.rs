@@ -67,10 +67,7 @@ fn closing_releases_outstanding_snapshots() {
     s.close();
     // The directory can be opened again at once, and the old snapshot answers Closed.
     let s = open(dir.path());
-    assert!(matches!(
-        s.get(&key(&s, "k"), true, Some(&snap), |_| ()),
-        Err(Error::Closed)
-    ));
+    assert_eq!(get_at(&s, "k", Some(&snap)), Err(Error::Closed));
     drop(copy);
     drop(snap);
     assert_eq!(get(&s, "k").1.as_deref(), Some(&b"v"[..]));
@@ -85,11 +82,7 @@ fn a_released_snapshot_answers_no_snapshot_and_leaves_the_registry() {
     let kept = s.snapshot();
     let copy = snap.clone();
     put(&s, "k", b"new");
-    let read = |snap: &Snapshot| {
-        s.get(&key(&s, "k"), true, Some(snap), |st| {
-            st.value.map(<[u8]>::to_vec)
-        })
-    };
+    let read = |snap: &Snapshot| get_at(&s, "k", Some(snap)).map(|(_, value)| value);
     assert_eq!(read(&snap), Ok(Some(b"old".to_vec())));
     assert_eq!(s.inner.snapshots.lock().live.len(), 2);
     snap.release();
