@@ -5,9 +5,12 @@
 //! - `data`: `partition (u16 BE) ++ keycodec(Key)` -> `flag (u8) ++ version (u64 BE) ++ ETF`,
 //!   where flag 0 is a live value and 1 a tombstone (no ETF). A key's version is the partition
 //!   sequence number of the write that produced it, so versions only grow.
-//! - `log`: `partition (u16 BE) ++ seq (u64 BE)` -> `op (0 put, 1 delete) ++ keycodec(Key)`.
-//!   Written in the same batch as the data, so the log is never ahead of or behind it. The last
-//!   sequence of each partition is read back from the log on open.
+//! - `log`: one entry per commit and partition it wrote, keyed `partition (u16 BE) ++ seq
+//!   (u64 BE)` with the sequence of its last write (see [`LogRecord`]): `op (0 put, 1 delete)
+//!   ++ keycodec(Key)` for a single write, `2 ++ count (u32 BE) ++ (op ++ len (u32 BE) ++
+//!   keycodec(Key))*` for several, whose sequences are the `count` up to the key's. Written in
+//!   the same batch as the data, so the log is never ahead of or behind it. The last sequence of
+//!   each partition is read back from the log on open.
 //! - `meta`: the partition count and format version, and under `app/` the records of the
 //!   layers above (the cluster membership), read and written through [`Store::meta_get`] and
 //!   [`Store::meta_put`].
@@ -36,6 +39,8 @@ pub(crate) const FLAG_LIVE: u8 = 0;
 pub(crate) const FLAG_TOMBSTONE: u8 = 1;
 pub(crate) const OP_PUT: u8 = 0;
 pub(crate) const OP_DELETE: u8 = 1;
+/// A log entry of several writes.
+const OP_MANY: u8 = 2;
 
 pub(crate) const CF_DATA: &str = "data";
 pub(crate) const CF_LOG: &str = "log";
@@ -155,6 +160,121 @@ pub struct LogEntry {
     pub delete: bool,
     /// The key's encoding (without the partition prefix).
     pub key: Vec<u8>,
+}
+
+/// The log entry of one commit in one partition, built as its writes take their sequence
+/// numbers (consecutive: the commit holds the partition's write lock). One entry per commit
+/// rather than per key: the log costs a commit one memtable insert per partition it writes.
+pub(crate) struct LogRecord {
+    pub(crate) partition: u16,
+    /// The sequence of its last write: the entry's key.
+    pub(crate) last: u64,
+    count: u32,
+    value: Vec<u8>,
+}
+
+impl LogRecord {
+    pub(crate) fn new(partition: u16, seq: u64, delete: bool, key: &[u8]) -> Self {
+        let mut value = Vec::with_capacity(1 + key.len());
+        value.push(op(delete));
+        value.extend_from_slice(key);
+        LogRecord {
+            partition,
+            last: seq,
+            count: 1,
+            value,
+        }
+    }
+
+    /// Adds the commit's next write in this partition, whose sequence is `last + 1`.
+    pub(crate) fn add(&mut self, seq: u64, delete: bool, key: &[u8]) {
+        debug_assert_eq!(seq, self.last + 1);
+        if self.count == 1 {
+            let single = std::mem::take(&mut self.value);
+            self.value = Vec::with_capacity(2 * (single.len() + 5) + 5);
+            self.value.push(OP_MANY);
+            self.value.extend_from_slice(&[0; 4]);
+            push_write(&mut self.value, single[0], &single[1..]);
+        }
+        push_write(&mut self.value, op(delete), key);
+        self.count += 1;
+        self.last = seq;
+        self.value[1..5].copy_from_slice(&self.count.to_be_bytes());
+    }
+
+    pub(crate) fn key(&self) -> [u8; 10] {
+        log_key(self.partition, self.last)
+    }
+
+    pub(crate) fn value(&self) -> &[u8] {
+        &self.value
+    }
+}
+
+fn op(delete: bool) -> u8 {
+    if delete {
+        OP_DELETE
+    } else {
+        OP_PUT
+    }
+}
+
+fn push_write(value: &mut Vec<u8>, op: u8, key: &[u8]) {
+    value.push(op);
+    value.extend_from_slice(&(key.len() as u32).to_be_bytes());
+    value.extend_from_slice(key);
+}
+
+/// Appends the writes of the log entry `(last, value)` with a sequence above `after` to `out`,
+/// until it holds `limit`.
+fn read_log_entry(
+    last: u64,
+    value: &[u8],
+    after: u64,
+    limit: usize,
+    out: &mut Vec<LogEntry>,
+) -> Result<(), Error> {
+    let bad = || Error::Corrupt("log entry");
+    match value {
+        [op @ (OP_PUT | OP_DELETE), key @ ..] => {
+            if last > after && out.len() < limit {
+                out.push(LogEntry {
+                    seq: last,
+                    delete: *op == OP_DELETE,
+                    key: key.to_vec(),
+                });
+            }
+            Ok(())
+        }
+        [OP_MANY, a, b, c, d, writes @ ..] => {
+            let mut rest: &[u8] = writes;
+            let count = u32::from_be_bytes([*a, *b, *c, *d]) as u64;
+            if count < 2 || count > last {
+                return Err(bad());
+            }
+            for seq in last + 1 - count..=last {
+                let [op @ (OP_PUT | OP_DELETE), a, b, c, d, tail @ ..] = rest else {
+                    return Err(bad());
+                };
+                let len = u32::from_be_bytes([*a, *b, *c, *d]) as usize;
+                let key = tail.get(..len).ok_or_else(bad)?;
+                if seq > after && out.len() < limit {
+                    out.push(LogEntry {
+                        seq,
+                        delete: *op == OP_DELETE,
+                        key: key.to_vec(),
+                    });
+                }
+                rest = &tail[len..];
+            }
+            if rest.is_empty() {
+                Ok(())
+            } else {
+                Err(bad())
+            }
+        }
+        _ => Err(bad()),
+    }
 }
 
 pub(crate) struct Inner {
@@ -373,7 +493,8 @@ impl Store {
         Ok(*lock.lock())
     }
 
-    /// Up to `limit` log entries of `partition` with a sequence above `after`, oldest first.
+    /// Up to `limit` writes of `partition` with a sequence above `after` from the log, oldest
+    /// first.
     pub fn log_since(
         &self,
         partition: u16,
@@ -393,21 +514,19 @@ impl Store {
         let mut out = Vec::new();
         while it.valid() && out.len() < limit {
             let (k, v) = (it.key().unwrap(), it.value().unwrap());
-            if k.len() != 10 || v.is_empty() {
-                return Err(Error::Corrupt("log entry"));
+            if k.len() != 10 {
+                return Err(Error::Corrupt("log key"));
             }
-            out.push(LogEntry {
-                seq: u64::from_be_bytes(k[2..10].try_into().unwrap()),
-                delete: v[0] == OP_DELETE,
-                key: v[1..].to_vec(),
-            });
+            let last = u64::from_be_bytes(k[2..10].try_into().unwrap());
+            read_log_entry(last, v, after, limit, &mut out)?;
             it.next();
         }
         it.status()?;
         Ok(out)
     }
 
-    /// Drops log entries so that each partition keeps at most its last `keep` (at least 1).
+    /// Drops log entries so that each partition keeps its last `keep` writes (at least 1):
+    /// every entry that holds one of them, so an entry of several writes may keep some older.
     /// Returns how many partitions were truncated.
     pub fn truncate_log(&self, keep: u64) -> Result<usize, Error> {
         let keep = keep.max(1);
@@ -504,7 +623,7 @@ impl Drop for Store {
     }
 }
 
-pub(crate) fn log_key(partition: u16, seq: u64) -> [u8; 10] {
+fn log_key(partition: u16, seq: u64) -> [u8; 10] {
     let mut k = [0; 10];
     k[..2].copy_from_slice(&partition.to_be_bytes());
     k[2..].copy_from_slice(&seq.to_be_bytes());

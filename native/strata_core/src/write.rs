@@ -5,7 +5,8 @@
 //! (one commit inside RocksDB at a time) and the write locks of every partition it touches
 //! (taken in ascending order, so commits never deadlock), the reads are validated against the
 //! current versions, each write takes the next sequence number of its partition as its version,
-//! and one RocksDB WriteBatch carries the data and the log entries.
+//! and one RocksDB WriteBatch carries the data and the log entries (one per partition the
+//! commit writes).
 //!
 //! An async commit that finds the gate taken spins for it a few microseconds (about one small
 //! commit's time), then joins the pending queue, and whoever holds the gate serves that queue
@@ -16,8 +17,8 @@
 //! if applied one by one.
 
 use crate::store::{
-    log_key, with_read_opts, Inner, Stored, CF_DATA, CF_LOG, FLAG_LIVE, FLAG_TOMBSTONE, HEADER,
-    MAX_VALUE_BYTES, OP_DELETE, OP_PUT,
+    with_read_opts, Inner, LogRecord, Stored, CF_DATA, CF_LOG, FLAG_LIVE, FLAG_TOMBSTONE, HEADER,
+    MAX_VALUE_BYTES,
 };
 use crate::{etf, Error, Store};
 use crossbeam::channel::{self, Receiver, Sender, TrySendError};
@@ -275,8 +276,8 @@ fn build<'c>(
     let mut written: HashMap<&'c [u8], u64> = HashMap::new();
     let grouped = commits.len() > 1;
     let mut results = Vec::with_capacity(commits.len());
-    // One log entry at a time: the batch copies it.
-    let mut entry = Vec::new();
+    // A commit's log entries, one per partition it writes.
+    let mut logs: Vec<LogRecord> = Vec::new();
     for c in commits.iter_mut() {
         let Commit {
             reads,
@@ -310,18 +311,23 @@ fn build<'c>(
             results.push(Err(Error::Conflict(conflicts)));
             continue;
         }
+        logs.clear();
         for w in writes.iter_mut() {
             let p = partition(&w.key)?;
             let seq = locked.next_seq(p);
             w.record[1..HEADER].copy_from_slice(&seq.to_be_bytes());
             batch.put_cf(data, &w.key, &w.record);
-            entry.clear();
-            entry.push(if w.is_put() { OP_PUT } else { OP_DELETE });
-            entry.extend_from_slice(&w.key[2..]);
-            batch.put_cf(log, log_key(p as u16, seq), &entry);
+            let delete = !w.is_put();
+            match logs.iter_mut().find(|l| l.partition as usize == p) {
+                Some(l) => l.add(seq, delete, &w.key[2..]),
+                None => logs.push(LogRecord::new(p as u16, seq, delete, &w.key[2..])),
+            }
             if grouped {
                 written.insert(w.key.as_slice(), seq);
             }
+        }
+        for l in &logs {
+            batch.put_cf(log, l.key(), l.value());
         }
         results.push(Ok(()));
     }

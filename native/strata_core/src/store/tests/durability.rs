@@ -67,6 +67,122 @@ fn log_follows_writes_and_truncates_to_a_tail() {
     assert_eq!(get(&s, "same").0, log[9].seq);
 }
 
+#[test]
+fn a_commit_logs_one_entry_per_partition_it_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..100).map(|i| format!("m{i}")).collect();
+    let (p, same, other);
+    let log;
+    {
+        let s = open(dir.path());
+        p = part(&s, &names[0]);
+        same = names
+            .iter()
+            .filter(|k| part(&s, k) == p)
+            .take(3)
+            .collect::<Vec<_>>();
+        other = names.iter().find(|k| part(&s, k) != p).unwrap();
+        put(&s, same[0], b"before");
+        let mut c = Commit {
+            reads: vec![],
+            writes: vec![
+                Write::put(key(&s, same[0]), b"a").unwrap(),
+                Write::put(key(&s, other), b"b").unwrap(),
+                Write::delete(key(&s, same[1])),
+                Write::put(key(&s, same[2]), b"c").unwrap(),
+            ],
+            snapshot: None,
+        };
+        s.commit(&mut c, true).unwrap();
+        put(&s, same[1], b"after");
+        let entry = |seq, delete, k: &str| LogEntry {
+            seq,
+            delete,
+            key: keycodec::encode_binary(k.as_bytes()).unwrap().bytes,
+        };
+        log = s.log_since(p, 0, 100, true).unwrap();
+        assert_eq!(
+            log,
+            vec![
+                entry(1, false, same[0]),
+                entry(2, false, same[0]),
+                entry(3, true, same[1]),
+                entry(4, false, same[2]),
+                entry(5, false, same[1]),
+            ]
+        );
+        assert_eq!(get(&s, same[2]).0, 4);
+        let q = part(&s, other);
+        assert_eq!(
+            s.log_since(q, 0, 100, true).unwrap(),
+            vec![entry(1, false, other)]
+        );
+        // Three entries in p: the commit's three writes there are one.
+        let inner = &s.inner;
+        let stored = inner
+            .db
+            .prefix_iterator_cf(inner.cf(CF_LOG), p.to_be_bytes())
+            .take_while(|kv| kv.as_ref().unwrap().0[..2] == p.to_be_bytes())
+            .count();
+        assert_eq!(stored, 3);
+        // Read from inside that entry, and stopped inside it.
+        assert_eq!(s.log_since(p, 2, 100, true).unwrap(), log[2..]);
+        assert_eq!(s.log_since(p, 1, 2, true).unwrap(), log[1..3]);
+        // Truncation keeps the whole entry of a write it keeps.
+        s.truncate_log(2).unwrap();
+        assert_eq!(s.log_since(p, 0, 100, true).unwrap(), log[1..]);
+    }
+    let s = open(dir.path());
+    assert_eq!(s.last_seq(p).unwrap(), 5);
+    assert_eq!(s.log_since(p, 3, 100, true).unwrap(), log[3..]);
+}
+
+#[test]
+fn a_malformed_log_entry_is_reported_corrupt() {
+    let mut out = Vec::new();
+    let corrupt = |value: &[u8], out: &mut Vec<LogEntry>| {
+        matches!(read_log_entry(5, value, 0, 10, out), Err(Error::Corrupt(_)))
+    };
+    // Empty, an unknown op, a count of one, a count above the sequence, a write cut short,
+    // bytes after the last write.
+    assert!(corrupt(&[], &mut out));
+    assert!(corrupt(&[7, 1], &mut out));
+    assert!(corrupt(&[2, 0, 0, 0, 1, 0, 0, 0, 0, 1, 9], &mut out));
+    assert!(corrupt(&[2, 0, 0, 0, 6], &mut out));
+    assert!(corrupt(
+        &[2, 0, 0, 0, 2, 0, 0, 0, 0, 1, 9, 1, 0, 0, 0, 2, 9],
+        &mut out
+    ));
+    assert!(corrupt(
+        &[2, 0, 0, 0, 2, 0, 0, 0, 0, 1, 9, 1, 0, 0, 0, 1, 8, 0],
+        &mut out
+    ));
+    out.clear();
+    read_log_entry(
+        5,
+        &[2, 0, 0, 0, 2, 0, 0, 0, 0, 1, 9, 1, 0, 0, 0, 1, 8],
+        0,
+        10,
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        vec![
+            LogEntry {
+                seq: 4,
+                delete: false,
+                key: vec![9]
+            },
+            LogEntry {
+                seq: 5,
+                delete: true,
+                key: vec![8]
+            }
+        ]
+    );
+}
+
 /// Runs in a child process (see `log_and_data_agree_after_a_crash`): writes from several
 /// threads until it aborts itself in the middle of them.
 #[test]
