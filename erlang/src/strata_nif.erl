@@ -146,7 +146,7 @@ scan(_Store, _Snap, _Page) -> ?NOT_LOADED.
           {ok, [{term(), term()}] | [term()], done | binary()} | error().
 scan_dirty(_Store, _Snap, _Page) -> ?NOT_LOADED.
 
-%% @doc Up to `Limit' commit-log entries of a partition after sequence `After'.
+%% @doc Up to `Limit' writes of a partition after sequence `After', from its commit log.
 -spec log_since(store(), non_neg_integer(), non_neg_integer(), non_neg_integer()) ->
           {ok, [{pos_integer(), term(), put | delete}]} | error().
 log_since(_Store, _Partition, _After, _Limit) -> ?NOT_LOADED.
@@ -155,7 +155,8 @@ log_since(_Store, _Partition, _After, _Limit) -> ?NOT_LOADED.
 -spec last_seq(store(), non_neg_integer()) -> non_neg_integer() | error().
 last_seq(_Store, _Partition) -> ?NOT_LOADED.
 
-%% @doc Keeps only the last `Keep' log entries of each partition.
+%% @doc Truncates the commit log of each partition to its last `Keep' writes (a log entry
+%% holding one of them is kept whole).
 -spec truncate_log(store(), pos_integer()) -> {ok, non_neg_integer()} | error().
 truncate_log(_Store, _Keep) -> ?NOT_LOADED.
 

@@ -184,7 +184,7 @@ bound(Other) -> Other.
 partition_of(H, Key) ->
     call(H, {partition_of, term_to_binary(Key)}, ?CALL_TIMEOUT).
 
-%% @doc Commit-log entries of a partition after a sequence number, oldest first.
+%% @doc The writes of a partition after a sequence number, from its commit log, oldest first.
 -spec log_since(handle(), non_neg_integer(), non_neg_integer(), pos_integer()) ->
           {ok, [{pos_integer(), term(), put | delete}]} | error().
 log_since(H, Partition, After, Limit) ->

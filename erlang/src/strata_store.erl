@@ -301,7 +301,9 @@ partition_of(Key) ->
     with(fun(S) -> strata_nif:partition_of(S, Key) end,
          fun(P) -> strata_port:partition_of(P, Key) end).
 
-%% @doc Commit-log entries of a partition after a sequence number, oldest first.
+%% @doc The writes of a partition after a sequence number, from its commit log, oldest first:
+%% one `{Seq, Key, put | delete}' per sequence number (a commit's writes to one partition
+%% share a log entry and take consecutive sequence numbers).
 -spec log_since(non_neg_integer(), non_neg_integer(), pos_integer()) ->
           {ok, [{pos_integer(), term(), put | delete}]} | {error, term()}.
 log_since(Partition, After, Limit) ->
