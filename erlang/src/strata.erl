@@ -37,10 +37,7 @@
 %% @equiv put(Key, Value, #{})
 -spec put(term(), term()) -> ok | error().
 put(Key, Value) ->
-    case strata_tx:in_transaction() of
-        true -> strata_tx:write(Key, Value);
-        false -> strata_store:put(Key, Value, default_durability(), ?DEFAULT_TIMEOUT)
-    end.
+    put_as(Key, Value, default_durability(), ?DEFAULT_TIMEOUT).
 
 %% @doc Stores `Value' under `Key'. Returns `ok' once the write is durable as asked:
 %% `async' survives a crash of the node, `sync' also a crash of the machine. Values are limited
@@ -48,12 +45,14 @@ put(Key, Value) ->
 %% (`{error, key_too_large}').
 -spec put(term(), term(), opts()) -> ok | error().
 put(Key, Value, Opts) ->
-    with_opts(Opts, fun(#{durability := D, timeout := T}) ->
-                            case strata_tx:in_transaction() of
-                                true -> strata_tx:write(Key, Value);
-                                false -> strata_store:put(Key, Value, D, T)
-                            end
-                    end).
+    with_opts(Opts, fun(#{durability := D, timeout := T}) -> put_as(Key, Value, D, T) end).
+
+%% A put joins the running transaction, if any (which then decides its durability).
+put_as(Key, Value, Durability, Timeout) ->
+    case strata_tx:in_transaction() of
+        true -> strata_tx:write(Key, Value);
+        false -> strata_store:put(Key, Value, Durability, Timeout)
+    end.
 
 %% @equiv get(Key, #{})
 -spec get(term()) -> {ok, term()} | {error, not_found} | error().
@@ -71,20 +70,19 @@ get(Key, Opts) ->
 %% @equiv delete(Key, #{})
 -spec delete(term()) -> ok | error().
 delete(Key) ->
-    case strata_tx:in_transaction() of
-        true -> strata_tx:delete(Key);
-        false -> strata_store:delete(Key, default_durability(), ?DEFAULT_TIMEOUT)
-    end.
+    delete_as(Key, default_durability(), ?DEFAULT_TIMEOUT).
 
 %% @doc Deletes `Key' (deleting a missing key is `ok').
 -spec delete(term(), opts()) -> ok | error().
 delete(Key, Opts) ->
-    with_opts(Opts, fun(#{durability := D, timeout := T}) ->
-                            case strata_tx:in_transaction() of
-                                true -> strata_tx:delete(Key);
-                                false -> strata_store:delete(Key, D, T)
-                            end
-                    end).
+    with_opts(Opts, fun(#{durability := D, timeout := T}) -> delete_as(Key, D, T) end).
+
+%% A delete joins the running transaction, if any.
+delete_as(Key, Durability, Timeout) ->
+    case strata_tx:in_transaction() of
+        true -> strata_tx:delete(Key);
+        false -> strata_store:delete(Key, Durability, Timeout)
+    end.
 
 %% @equiv test_and_set(Key, Old, New, #{})
 -spec test_and_set(term(), term(), term()) ->

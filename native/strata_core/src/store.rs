@@ -20,16 +20,22 @@ use crate::keycodec::EncodedKey;
 use crate::ring;
 use crate::write::GroupWriter;
 use crate::Error;
-use parking_lot::{Mutex, RwLock, RwLockReadGuard};
+use parking_lot::{Mutex, RwLock};
 use rocksdb::{
     checkpoint::Checkpoint, BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor,
-    DBCompressionType, Direction, IteratorMode, Options, ReadOptions, ReadTier,
-    SnapshotWithThreadMode, DB,
+    DBCompressionType, Options, ReadOptions, ReadTier, DB,
 };
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
+
+mod log;
+mod snapshot;
+
+pub use log::LogEntry;
+pub(crate) use log::LogRecord;
+pub(crate) use snapshot::RocksSnapshot;
+pub use snapshot::Snapshot;
 
 /// Largest value accepted, in bytes of external term format.
 pub const MAX_VALUE_BYTES: usize = 16 * 1024 * 1024;
@@ -37,10 +43,6 @@ pub const MAX_VALUE_BYTES: usize = 16 * 1024 * 1024;
 pub const HEADER: usize = 9;
 pub(crate) const FLAG_LIVE: u8 = 0;
 pub(crate) const FLAG_TOMBSTONE: u8 = 1;
-pub(crate) const OP_PUT: u8 = 0;
-pub(crate) const OP_DELETE: u8 = 1;
-/// A log entry of several writes.
-const OP_MANY: u8 = 2;
 
 pub(crate) const CF_DATA: &str = "data";
 pub(crate) const CF_LOG: &str = "log";
@@ -151,132 +153,6 @@ impl<'a> Stored<'a> {
     };
 }
 
-/// One commit-log entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogEntry {
-    /// The partition sequence number, which is also the version the write gave its key.
-    pub seq: u64,
-    /// True for a delete.
-    pub delete: bool,
-    /// The key's encoding (without the partition prefix).
-    pub key: Vec<u8>,
-}
-
-/// The log entry of one commit in one partition, built as its writes take their sequence
-/// numbers (consecutive: the commit holds the partition's write lock). One entry per commit
-/// rather than per key: the log costs a commit one memtable insert per partition it writes.
-pub(crate) struct LogRecord {
-    pub(crate) partition: u16,
-    /// The sequence of its last write: the entry's key.
-    pub(crate) last: u64,
-    count: u32,
-    value: Vec<u8>,
-}
-
-impl LogRecord {
-    pub(crate) fn new(partition: u16, seq: u64, delete: bool, key: &[u8]) -> Self {
-        let mut value = Vec::with_capacity(1 + key.len());
-        value.push(op(delete));
-        value.extend_from_slice(key);
-        LogRecord {
-            partition,
-            last: seq,
-            count: 1,
-            value,
-        }
-    }
-
-    /// Adds the commit's next write in this partition, whose sequence is `last + 1`.
-    pub(crate) fn add(&mut self, seq: u64, delete: bool, key: &[u8]) {
-        debug_assert_eq!(seq, self.last + 1);
-        if self.count == 1 {
-            let single = std::mem::take(&mut self.value);
-            self.value = Vec::with_capacity(2 * (single.len() + 5) + 5);
-            self.value.push(OP_MANY);
-            self.value.extend_from_slice(&[0; 4]);
-            push_write(&mut self.value, single[0], &single[1..]);
-        }
-        push_write(&mut self.value, op(delete), key);
-        self.count += 1;
-        self.last = seq;
-        self.value[1..5].copy_from_slice(&self.count.to_be_bytes());
-    }
-
-    pub(crate) fn key(&self) -> [u8; 10] {
-        log_key(self.partition, self.last)
-    }
-
-    pub(crate) fn value(&self) -> &[u8] {
-        &self.value
-    }
-}
-
-fn op(delete: bool) -> u8 {
-    if delete {
-        OP_DELETE
-    } else {
-        OP_PUT
-    }
-}
-
-fn push_write(value: &mut Vec<u8>, op: u8, key: &[u8]) {
-    value.push(op);
-    value.extend_from_slice(&(key.len() as u32).to_be_bytes());
-    value.extend_from_slice(key);
-}
-
-/// Appends the writes of the log entry `(last, value)` with a sequence above `after` to `out`,
-/// until it holds `limit`.
-fn read_log_entry(
-    last: u64,
-    value: &[u8],
-    after: u64,
-    limit: usize,
-    out: &mut Vec<LogEntry>,
-) -> Result<(), Error> {
-    let bad = || Error::Corrupt("log entry");
-    match value {
-        [op @ (OP_PUT | OP_DELETE), key @ ..] => {
-            if last > after && out.len() < limit {
-                out.push(LogEntry {
-                    seq: last,
-                    delete: *op == OP_DELETE,
-                    key: key.to_vec(),
-                });
-            }
-            Ok(())
-        }
-        [OP_MANY, a, b, c, d, writes @ ..] => {
-            let mut rest: &[u8] = writes;
-            let count = u32::from_be_bytes([*a, *b, *c, *d]) as u64;
-            if count < 2 || count > last {
-                return Err(bad());
-            }
-            for seq in last + 1 - count..=last {
-                let [op @ (OP_PUT | OP_DELETE), a, b, c, d, tail @ ..] = rest else {
-                    return Err(bad());
-                };
-                let len = u32::from_be_bytes([*a, *b, *c, *d]) as usize;
-                let key = tail.get(..len).ok_or_else(bad)?;
-                if seq > after && out.len() < limit {
-                    out.push(LogEntry {
-                        seq,
-                        delete: *op == OP_DELETE,
-                        key: key.to_vec(),
-                    });
-                }
-                rest = &tail[len..];
-            }
-            if rest.is_empty() {
-                Ok(())
-            } else {
-                Err(bad())
-            }
-        }
-        _ => Err(bad()),
-    }
-}
-
 pub(crate) struct Inner {
     pub(crate) db: DB,
     /// Per partition: the last sequence number given out. The mutex is the partition's write
@@ -296,17 +172,7 @@ pub(crate) struct Inner {
     pub(crate) pending: crate::write::Pending,
     pub(crate) partitions: u16,
     /// Every snapshot handed out, so that closing the store can release them first.
-    snapshots: Registry,
-}
-
-type Registry = Arc<Mutex<Snapshots>>;
-
-/// The snapshots handed out and not yet released, by id: taking and releasing one costs the
-/// same however many are open.
-#[derive(Default)]
-struct Snapshots {
-    next: u64,
-    live: HashMap<u64, Weak<SnapCell>>,
+    snapshots: snapshot::Registry,
 }
 
 impl Inner {
@@ -389,7 +255,7 @@ impl Store {
         let log = db.cf_handle(CF_LOG).expect("log column family");
         let mut seqs = Vec::with_capacity(cfg.partitions as usize);
         for p in 0..cfg.partitions {
-            seqs.push(Mutex::new(last_logged(&db, log, p)?));
+            seqs.push(Mutex::new(log::last_logged(&db, log, p)?));
         }
         // Writes before the open are older than any snapshot taken from now on.
         let opened = db.latest_sequence_number();
@@ -402,7 +268,7 @@ impl Store {
             gate: Mutex::new(()),
             pending: crate::write::Pending::new(crate::write::QUEUE),
             partitions: cfg.partitions,
-            snapshots: Registry::default(),
+            snapshots: snapshot::Registry::default(),
         });
         let writer = GroupWriter::start(inner.clone())?;
         Ok(Store {
@@ -448,102 +314,6 @@ impl Store {
             Some(rec) => Ok(f(Stored::parse(&rec)?)),
             None => Ok(f(Stored::MISSING)),
         }
-    }
-
-    /// A consistent view of the whole store at this moment. It stays usable until it is
-    /// released (`Snapshot::release`, or when its last clone is dropped) or the store is
-    /// closed; reads through it afterwards answer `Error::NoSnapshot` or `Error::Closed`.
-    pub fn snapshot(&self) -> Snapshot {
-        let inner = &self.inner;
-        // Read before the snapshot is taken, so at most the snapshot's own sequence number.
-        let seq = inner.db.latest_sequence_number();
-        let snap = inner.db.snapshot();
-        // SAFETY: the snapshot borrows `inner.db`. `close_snapshots` releases every registered
-        // snapshot before the database can be dropped, and a cell releases its own snapshot
-        // only while holding the registry lock, so no snapshot outlives the database.
-        let snap =
-            unsafe { std::mem::transmute::<SnapshotWithThreadMode<'_, DB>, RocksSnapshot>(snap) };
-        let mut registry = inner.snapshots.lock();
-        let id = registry.next;
-        registry.next += 1;
-        let cell = Arc::new(SnapCell {
-            snap: RwLock::new(Some(snap)),
-            seq,
-            id,
-            registry: inner.snapshots.clone(),
-        });
-        registry.live.insert(id, Arc::downgrade(&cell));
-        Snapshot(cell)
-    }
-
-    /// For `Commit::snapshot`: a RocksDB sequence number every write of which the snapshot
-    /// shows, if it was taken from this store. A snapshot of another store (one closed and
-    /// opened again while a transaction ran) says nothing about this store's writes.
-    pub fn seq_of(&self, snap: &Snapshot) -> Option<u64> {
-        Arc::ptr_eq(&snap.0.registry, &self.inner.snapshots).then_some(snap.seq())
-    }
-
-    /// The last sequence number of a partition (0 if it was never written).
-    pub fn last_seq(&self, partition: u16) -> Result<u64, Error> {
-        let lock = self
-            .inner
-            .seqs
-            .get(partition as usize)
-            .ok_or_else(|| Error::Invalid("no such partition".into()))?;
-        Ok(*lock.lock())
-    }
-
-    /// Up to `limit` writes of `partition` with a sequence above `after` from the log, oldest
-    /// first.
-    pub fn log_since(
-        &self,
-        partition: u16,
-        after: u64,
-        limit: usize,
-        blocking: bool,
-    ) -> Result<Vec<LogEntry>, Error> {
-        if partition >= self.inner.partitions {
-            return Err(Error::Invalid("no such partition".into()));
-        }
-        let inner = &self.inner;
-        let mut ro = read_opts(blocking, None);
-        ro.set_iterate_upper_bound((partition + 1).to_be_bytes().to_vec());
-        let start = log_key(partition, after.saturating_add(1));
-        let mut it = inner.db.raw_iterator_cf_opt(inner.cf(CF_LOG), ro);
-        it.seek(start);
-        let mut out = Vec::new();
-        while it.valid() && out.len() < limit {
-            let (k, v) = (it.key().unwrap(), it.value().unwrap());
-            if k.len() != 10 {
-                return Err(Error::Corrupt("log key"));
-            }
-            let last = u64::from_be_bytes(k[2..10].try_into().unwrap());
-            read_log_entry(last, v, after, limit, &mut out)?;
-            it.next();
-        }
-        it.status()?;
-        Ok(out)
-    }
-
-    /// Drops log entries so that each partition keeps its last `keep` writes (at least 1):
-    /// every entry that holds one of them, so an entry of several writes may keep some older.
-    /// Returns how many partitions were truncated.
-    pub fn truncate_log(&self, keep: u64) -> Result<usize, Error> {
-        let keep = keep.max(1);
-        let inner = &self.inner;
-        let mut truncated = 0;
-        for p in 0..inner.partitions {
-            let last = *inner.seqs[p as usize].lock();
-            if last > keep {
-                inner.db.delete_range_cf(
-                    inner.cf(CF_LOG),
-                    log_key(p, 0),
-                    log_key(p, last - keep + 1),
-                )?;
-                truncated += 1;
-            }
-        }
-        Ok(truncated)
     }
 
     /// A record of the layers above kept in the meta column family, if it was ever written.
@@ -610,104 +380,9 @@ impl Drop for Store {
         if let Some(w) = self.writer.write().take() {
             w.stop();
         }
-        let live: Vec<Arc<SnapCell>> = {
-            let registry = self.inner.snapshots.lock();
-            let live: Vec<_> = registry.live.values().filter_map(Weak::upgrade).collect();
-            for cell in &live {
-                cell.snap.write().take();
-            }
-            live
-        };
-        // Dropped outside the registry lock: a cell's own drop takes that lock.
-        drop(live);
+        snapshot::close(&self.inner.snapshots);
     }
 }
-
-fn log_key(partition: u16, seq: u64) -> [u8; 10] {
-    let mut k = [0; 10];
-    k[..2].copy_from_slice(&partition.to_be_bytes());
-    k[2..].copy_from_slice(&seq.to_be_bytes());
-    k
-}
-
-fn last_logged(db: &DB, log: &ColumnFamily, p: u16) -> Result<u64, Error> {
-    let end = log_key(p, u64::MAX);
-    let mut it = db.iterator_cf(log, IteratorMode::From(&end, Direction::Reverse));
-    match it.next() {
-        Some(Ok((k, _))) if k.len() == 10 && k[..2] == p.to_be_bytes() => {
-            Ok(u64::from_be_bytes(k[2..10].try_into().unwrap()))
-        }
-        Some(Err(e)) => Err(e.into()),
-        _ => Ok(0),
-    }
-}
-
-type RocksSnapshot = SnapshotWithThreadMode<'static, DB>;
-
-/// A consistent read view of the store.
-#[derive(Clone)]
-pub struct Snapshot(Arc<SnapCell>);
-
-struct SnapCell {
-    /// `None` once released or the store was closed.
-    snap: RwLock<Option<RocksSnapshot>>,
-    /// A RocksDB sequence number at most the snapshot's: every write up to it is visible.
-    seq: u64,
-    /// Its key in the registry.
-    id: u64,
-    registry: Registry,
-}
-
-impl Snapshot {
-    /// A RocksDB sequence number every write of which the snapshot shows (see `Store::seq_of`).
-    pub(crate) fn seq(&self) -> u64 {
-        self.0.seq
-    }
-
-    /// Releases the snapshot now rather than when its last clone is dropped: RocksDB need no
-    /// longer keep what only it shows. Reads through it (and its clones) then answer
-    /// `Error::NoSnapshot`. Releasing twice is harmless.
-    pub fn release(&self) {
-        // Under the registry lock, as in `SnapCell::drop`.
-        let mut registry = self.0.registry.lock();
-        self.0.snap.write().take();
-        registry.live.remove(&self.0.id);
-    }
-
-    /// The RocksDB snapshot, held for the duration of a read; `Error::NoSnapshot` once
-    /// released (it left the registry), `Error::Closed` after close (it is still there).
-    pub(crate) fn view(&self) -> Result<RwLockReadGuard<'_, Option<RocksSnapshot>>, Error> {
-        let guard = self.0.snap.read();
-        if guard.is_some() {
-            return Ok(guard);
-        }
-        // Released first: `release` takes the registry lock before this lock.
-        drop(guard);
-        if self.0.registry.lock().live.contains_key(&self.0.id) {
-            Err(Error::Closed)
-        } else {
-            Err(Error::NoSnapshot)
-        }
-    }
-
-    pub(crate) fn read_opts(view: &Option<RocksSnapshot>, blocking: bool) -> ReadOptions {
-        read_opts(blocking, view.as_ref())
-    }
-}
-
-impl Drop for SnapCell {
-    fn drop(&mut self) {
-        // Under the registry lock, so that closing the store waits for this release.
-        let mut registry = self.registry.lock();
-        self.snap.get_mut().take();
-        registry.live.remove(&self.id);
-    }
-}
-
-// SAFETY: a RocksDB snapshot is an immutable handle that may be used and released from any
-// thread; it is released before its database (see `SnapCell::drop` and `Store::drop`).
-unsafe impl Send for SnapCell {}
-unsafe impl Sync for SnapCell {}
 
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! What survives: reopening, the commit log, a crash mid-write, backups, meta records.
 
 use super::*;
+use crate::store::log::read_log_entry;
 
 #[test]
 fn reopen_keeps_data_and_sequences() {

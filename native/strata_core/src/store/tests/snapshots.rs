@@ -84,14 +84,14 @@ fn a_released_snapshot_answers_no_snapshot_and_leaves_the_registry() {
     put(&s, "k", b"new");
     let read = |snap: &Snapshot| get_at(&s, "k", Some(snap)).map(|(_, value)| value);
     assert_eq!(read(&snap), Ok(Some(b"old".to_vec())));
-    assert_eq!(s.inner.snapshots.lock().live.len(), 2);
+    assert_eq!(s.inner.snapshots.lock().len(), 2);
     snap.release();
     snap.release();
     assert_eq!(read(&snap), Err(Error::NoSnapshot));
     assert_eq!(read(&copy), Err(Error::NoSnapshot));
     // The other snapshot still reads its own view; only it is left to release at close.
     assert_eq!(read(&kept), Ok(Some(b"old".to_vec())));
-    assert_eq!(s.inner.snapshots.lock().live.len(), 1);
+    assert_eq!(s.inner.snapshots.lock().len(), 1);
     drop(kept);
-    assert_eq!(s.inner.snapshots.lock().live.len(), 0);
+    assert_eq!(s.inner.snapshots.lock().len(), 0);
 }
