@@ -77,6 +77,21 @@ key(I) -> <<"key", I:64>>.
 %% A spread of indexes 0..N-1 in a scrambled order (N and the multiplier are coprime).
 index(I, N) -> (I * 2654435761) rem N.
 
+%% Every index in 0..N-1 once, in the order stores are loaded: sorted by splitmix64 of the
+%% index, as YCSB loads in hashed order, and as the Rust benchmark loads raw RocksDB (its
+%% `load_order`). In index order, raw RocksDB's memtable would lay its keys out in memory in
+%% key order, so that a get's last steps stay within a few pages; strata's keys, spread by
+%% their partition prefix, never have that layout (doc/engine.md, "Benchmark load order").
+load_order(N) ->
+    [I || {_, I} <- lists:sort([{splitmix64(I), I} || I <- lists:seq(0, N - 1)])].
+
+splitmix64(X) ->
+    M = 16#FFFFFFFFFFFFFFFF,
+    Z0 = (X + 16#9E3779B97F4A7C15) band M,
+    Z1 = ((Z0 bxor (Z0 bsr 30)) * 16#BF58476D1CE4E5B9) band M,
+    Z2 = ((Z1 bxor (Z1 bsr 27)) * 16#94D049BB133111EB) band M,
+    Z2 bxor (Z2 bsr 31).
+
 %% Runs Fun(I) for I in 0..Ops-1 split over Procs processes; returns ops/s and latencies.
 %% Each latency goes into a slot of one preallocated array, as the Rust benchmark pushes it
 %% into a preallocated vector: a list of them costs the measured process garbage collections
@@ -134,7 +149,7 @@ strata_rows(#{ops := Ops, sync_ops := SyncOps, runs := Runs, procs := ProcList} 
                                       filename:join(Dir, "strata-" ++ integer_to_list(Size))),
                   {ok, _} = application:ensure_all_started(strata),
                   Value = binary:copy(<<"v">>, Size),
-                  Load = fun() -> [ok = strata:put(key(I), Value) || I <- lists:seq(0, Ops - 1)] end,
+                  Load = fun() -> [ok = strata:put(key(I), Value) || I <- load_order(Ops)] end,
                   Load(),
                   %% In this order: later steps read what earlier ones wrote. Gets come first,
                   %% on the store as loaded, as raw's do: after more rounds of puts, a get
@@ -278,7 +293,7 @@ engines([Mode, OutDir]) ->
              application:set_env(strata, data_dir, Dir),
              application:set_env(strata, engine, Engine),
              {ok, _} = application:ensure_all_started(strata),
-             [ok = strata:put(key(I), Value) || I <- lists:seq(0, Ops - 1)],
+             [ok = strata:put(key(I), Value) || I <- load_order(Ops)],
              Rows = [{{Op, Dur, N}, Engine,
                       row("strata_" ++ atom_to_list(Engine), atom_to_list(Op), 100, N,
                           atom_to_list(Dur),
