@@ -42,7 +42,7 @@ compile: native
 	rebar3 compile
 
 cargo-test: setup
-	cargo test --release --locked -p strata_core -p strata_port
+	cargo test --release --locked -p strata_core -p strata_port -p strata_bench
 
 ct: compile
 	rebar3 ct

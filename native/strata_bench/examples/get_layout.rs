@@ -38,7 +38,9 @@ fn main() {
     let mut hashed: Vec<u64> = (0..N).collect();
     hashed.sort_by_key(|&i| splitmix64(i));
     let value = vec![0xABu8; 100];
-    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().expect("temp dir")).collect();
+    let dirs: Vec<_> = (0..4)
+        .map(|_| tempfile::tempdir().expect("temp dir"))
+        .collect();
     let store = Store::open(Config::new(dirs[3].path())).expect("open store");
     let data_key = |k: u64| store.data_key(keycodec::encode_binary(&key(k)).expect("key"));
     let plain_seq = raw(&dirs[0]);
@@ -64,9 +66,15 @@ fn main() {
         assert!(db.get_pinned_cf(cf, k).unwrap().is_some());
     };
     let cases: [(&str, &dyn Fn(u64)); 4] = [
-        ("raw, plain keys, loaded in key order", &|k| get(&plain_seq, key(k))),
-        ("raw, plain keys, loaded hashed", &|k| get(&plain_hashed, key(k))),
-        ("raw, strata's data keys, loaded hashed", &|k| get(&layout_hashed, data_key(k))),
+        ("raw, plain keys, loaded in key order", &|k| {
+            get(&plain_seq, key(k))
+        }),
+        ("raw, plain keys, loaded hashed", &|k| {
+            get(&plain_hashed, key(k))
+        }),
+        ("raw, strata's data keys, loaded hashed", &|k| {
+            get(&layout_hashed, data_key(k))
+        }),
         ("strata core Store::get, loaded hashed", &|k| {
             let found = store.get(&data_key(k), false, None, |s| s.value.is_some());
             assert!(found.expect("get"));
@@ -82,6 +90,9 @@ fn main() {
     }
     for ((name, _), mut r) in cases.iter().zip(rates) {
         r.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        println!("{name:40} median {:>9.0} gets/s (min {:.0}, max {:.0})", r[7], r[0], r[14]);
+        println!(
+            "{name:40} median {:>9.0} gets/s (min {:.0}, max {:.0})",
+            r[7], r[0], r[14]
+        );
     }
 }
