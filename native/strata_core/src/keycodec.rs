@@ -101,8 +101,10 @@ pub fn encode(etf: &[u8]) -> Result<EncodedKey, Error> {
 
 /// Encodes a binary key without going through external term format (the common case).
 pub fn encode_binary(bin: &[u8]) -> Result<EncodedKey, Error> {
-    // Room for the tag, the terminator and a partition prefix (`Store::data_key`).
-    let mut out = Vec::with_capacity(bin.len() + 6);
+    // Room for the escaped bytes, the tag, the terminator and a partition prefix
+    // (`Store::data_key`), so that neither the escaping nor the prefix reallocates.
+    let zeros = bin.iter().filter(|&&c| c == 0).count();
+    let mut out = Vec::with_capacity(bin.len() + zeros + 5);
     out.push(T_BITS);
     escape_into(&mut out, bin);
     out.extend_from_slice(&[0x00, 0x02]);
