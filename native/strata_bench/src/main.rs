@@ -152,9 +152,9 @@ fn core_puts(ops: u64, runs: u64) {
 }
 
 /// Raw RocksDB on the workload the Erlang side runs: per value size one database, loaded
-/// with every key once in `load_order`; then, from 1 and from 2 threads, `RUNS` rounds of gets of every key in
-/// the scrambled order, the same for async puts, then sync puts of the first `SYNC_OPS` keys
-/// of that order.
+/// with every key once in `load_order`; then, from 1 and from 2 threads, `RUNS` rounds of
+/// gets of every key in the scrambled order, the same for async puts, then sync puts of the
+/// first `SYNC_OPS` keys of that order.
 fn main() {
     let args: Vec<u64> = std::env::args()
         .skip(1)

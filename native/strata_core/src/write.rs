@@ -487,7 +487,9 @@ impl Store {
 
 /// The write gate, if it is free or comes free within `SPIN`. A commit holds it for a few
 /// microseconds: spinning that long is cheaper than queueing, whose answer by message often
-/// has to wake a scheduler that went to sleep meanwhile.
+/// has to wake a scheduler that went to sleep meanwhile. Before spinning, `warm` looks up the
+/// commit's first keys, trying the gate after each; the lookups read memory only (memtable and
+/// block cache), so they never wait on the disk.
 fn gate_spinning<'a>(inner: &'a Inner, commit: &Commit) -> Option<MutexGuard<'a, ()>> {
     if let Some(gate) = inner.gate.try_lock() {
         return Some(gate);
