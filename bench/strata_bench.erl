@@ -25,7 +25,7 @@ main([Mode, RawCmd, OutDir]) ->
                          mnesia_rows(P, Dir)]),
     After = run_raw(RawCmd, OutDir, "after"),
     All = faster(Before, After) ++ Rows,
-    report(All, P, OutDir),
+    report(All, drift(Before, After), P, OutDir),
     halt(0).
 
 %% Runs the raw RocksDB benchmark (its progress goes to standard error) and keeps its CSV.
@@ -355,7 +355,7 @@ memory([Dir, Keys]) ->
 
 %%% Report
 
-report(Rows, #{mode := Mode}, OutDir) ->
+report(Rows, Drift, #{mode := Mode}, OutDir) ->
     Find = fun(Sys, Op, Size, Procs, Dur) ->
                    [R || #{system := S, op := O, size := Z, procs := Pr, durability := D} = R <- Rows,
                          S =:= Sys, O =:= Op, Z =:= Size, Pr =:= Procs, D =:= Dur]
@@ -389,11 +389,27 @@ report(Rows, #{mode := Mode}, OutDir) ->
                           [S, O, Z, Pr, D, round(Ops), P50, P99, fmt(VR), fmt(VM)])
             || {#{system := S, op := O, size := Z, procs := Pr, durability := D,
                   ops := Ops, p50 := P50, p99 := P99}, {VR, VM}} <- Lines]],
-    Targets = targets(Find),
+    Targets = [targets(Find), Drift],
     ok = file:write_file(filename:join(OutDir, "results.md"),
                          [io_lib:format("# strata benchmark (~s)~n~n", [Mode]), Md, "\n", Targets]),
     ok = file:write_file(filename:join(OutDir, "results.csv"), Csv),
     io:format("~n~s~n~s", [Md, Targets]).
+
+%% What raw RocksDB measured before and after the Erlang workloads, for the rows the targets
+%% compare with: the ratios use the faster, and the gap shows how far the machine drifted.
+drift(Before, After) ->
+    Ops = fun(Rows, Op, Threads) ->
+                  case [O || #{system := <<"raw">>, op := Op1, size := 100, procs := T,
+                               durability := <<"async">>, ops := O} <- Rows, Op1 =:= Op, T =:= Threads] of
+                      [O] -> io_lib:format("~w", [round(O)]);
+                      [] -> "-"
+                  end
+          end,
+    ["\nRaw RocksDB before / after the Erlang workloads (100 B; each ratio uses the faster): ",
+     lists:join("; ", [io_lib:format("~s, ~w thread(s): ~s / ~s ops/s",
+                                     [Op, T, Ops(Before, Op, T), Ops(After, Op, T)])
+                       || {Op, T} <- [{<<"get">>, 1}, {<<"put">>, 1}, {<<"put">>, 2}]]),
+     ".\n"].
 
 fmt(undefined) -> "-";
 fmt(X) -> io_lib:format("~.2fx", [X]).
