@@ -12,21 +12,12 @@ use rocksdb::DB;
 use std::time::Instant;
 use strata_core::store::{db_options, Config};
 use strata_core::{keycodec, Commit, Store, Write};
+use workload::{key, load_order, order};
+
+#[path = "../src/workload.rs"]
+mod workload;
 
 const N: u64 = 100_000;
-
-fn key(i: u64) -> Vec<u8> {
-    let mut k = b"key".to_vec();
-    k.extend_from_slice(&i.to_be_bytes());
-    k
-}
-
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 fn raw(dir: &tempfile::TempDir) -> DB {
     let (opts, cfs) = db_options(&Config::new(dir.path()));
@@ -34,9 +25,8 @@ fn raw(dir: &tempfile::TempDir) -> DB {
 }
 
 fn main() {
-    let read: Vec<u64> = (0..N).map(|i| i * 2_654_435_761 % N).collect();
-    let mut hashed: Vec<u64> = (0..N).collect();
-    hashed.sort_by_key(|&i| splitmix64(i));
+    let read = order(N);
+    let hashed = load_order(N);
     let value = vec![0xABu8; 100];
     let dirs: Vec<_> = (0..4)
         .map(|_| tempfile::tempdir().expect("temp dir"))
