@@ -6,8 +6,12 @@
 //! Usage: `strata_bench OPS SYNC_OPS RUNS` — prints CSV rows
 //! `<raw|core>,<op>,<value bytes>,<threads>,<durability>,<ops/s>,<p50 us>,<p99 us>` with the
 //! median of RUNS runs, and a progress line per step on stderr.
+//!
+//! `strata_bench pair OPS` serves single rounds for the benchmark's paired target
+//! measurements (`pair`).
 
 use rocksdb::{WriteOptions, DB};
+use std::io::BufRead;
 use std::sync::Arc;
 use std::time::Instant;
 use strata_core::store::{db_options, Config};
@@ -125,9 +129,16 @@ fn core_puts(ops: u64, runs: u64) {
 /// gets of every key in the scrambled order, the same for async puts, then sync puts of the
 /// first `SYNC_OPS` keys of that order.
 fn main() {
-    let args: Vec<u64> = std::env::args()
-        .skip(1)
-        .map(|a| a.parse().expect("usage: strata_bench OPS SYNC_OPS RUNS"))
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [mode, ops] = &args[..] {
+        if mode == "pair" {
+            pair(ops.parse().expect("usage: strata_bench pair OPS"));
+            return;
+        }
+    }
+    let args: Vec<u64> = args
+        .iter()
+        .map(|a| a.parse().expect("usage: strata_bench OPS SYNC_OPS RUNS | pair OPS"))
         .collect();
     let (ops, sync_ops, runs) = match args[..] {
         [a, b, c] => (a, b, c.max(1)),
@@ -186,4 +197,43 @@ fn main() {
         puts(&keys[..(sync_ops.min(ops) as usize)], "sync");
     }
     core_puts(ops, runs);
+}
+
+/// Paired rounds: raw RocksDB with strata's options, one database of `ops` keys with 100 B
+/// values loaded in `load_order`, then one round per request read from standard input, so
+/// that the Erlang side can alternate raw's rounds with strata's and compare each pair, taken
+/// seconds apart, instead of figures taken minutes apart on a machine whose speed drifts.
+/// A request is a line `get THREADS` or `put THREADS` (async puts); the answer is a line
+/// `OPS_PER_S P50_US P99_US` for a round over every key in the scrambled order. Ends at the
+/// end of its input.
+fn pair(ops: u64) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg = Config::new(dir.path());
+    let (opts, cfs) = db_options(&cfg);
+    let db = Arc::new(DB::open_cf_descriptors(&opts, dir.path(), cfs).unwrap());
+    let value = vec![0xABu8; 100];
+    let cf = db.cf_handle("data").unwrap();
+    for k in load_order(ops) {
+        db.put_cf(cf, key(k), &value).unwrap();
+    }
+    let keys = order(ops);
+    println!("ready");
+    for line in std::io::stdin().lock().lines() {
+        let line = line.expect("standard input");
+        let s = match line.split_whitespace().collect::<Vec<_>>()[..] {
+            ["get", t] => run(&db, &keys, t.parse().expect("threads"), |db: &DB, k| {
+                let cf = db.cf_handle("data").unwrap();
+                assert!(db.get_pinned_cf(cf, key(k)).unwrap().is_some());
+            }),
+            ["put", t] => {
+                let value = value.clone();
+                run(&db, &keys, t.parse().expect("threads"), move |db: &DB, k| {
+                    let cf = db.cf_handle("data").unwrap();
+                    db.put_cf(cf, key(k), &value).unwrap();
+                })
+            }
+            _ => panic!("unknown request {line:?}: expected `get N` or `put N`"),
+        };
+        println!("{:.0} {:.2} {:.2}", s.ops_per_s, s.p50_us, s.p99_us);
+    }
 }
