@@ -32,7 +32,8 @@ groups() ->
      {concurrency, [], [twelve_appenders_one_feed, uncombined_appenders_one_feed,
                        reader_paging_during_appends_sees_no_gap,
                         appenders_and_removers, appenders_on_eight_feeds,
-                        concurrent_record_updates_keep_indexes, lanes_are_supervised]},
+                        concurrent_record_updates_keep_indexes, lanes_are_supervised,
+                        a_lane_that_dies_answers_its_waiting_callers]},
      {crash, [], [kill_9_during_appends]}].
 
 %% The suite is its own schema module.
@@ -521,6 +522,41 @@ lanes_are_supervised(_Config) ->
     ok = application:stop(strata),
     ?assertEqual([], [Pid || Pid <- Lanes, is_process_alive(Pid)]),
     ?assertEqual({error, not_started}, strata_kvs_lanes:start_lane(Name)).
+
+%% A caller waiting for a lane (first yielding, then blocked) learns that the lane died, and
+%% its append was not made. The feed's slot is held here, as an append in progress would hold
+%% it, so that the caller goes to the lane; the lane is suspended so that it waits.
+a_lane_that_dies_answers_its_waiting_callers(_Config) ->
+    Feed = lane_victim,
+    1 = strata_kvs:append(#note{id = 1}, Feed),
+    {Inflight, Names} = persistent_term:get({strata_kvs_lane, state}),
+    Slot = erlang:phash2(Feed, 4096) + 1,
+    {ok, Lane} = strata_kvs_lanes:start_lane(element(erlang:phash2(Feed, 64) + 1, Names)),
+    ok = sys:suspend(Lane),
+    atomics:add(Inflight, Slot, 1),
+    Parent = self(),
+    Caller = spawn_link(fun() -> Parent ! {self(), strata_kvs:append(#note{id = 2}, Feed)} end),
+    %% Wait until the request is in the lane's mailbox, then some more so that the caller has
+    %% stopped yielding and blocks.
+    wait_until(fun() -> element(2, process_info(Lane, message_queue_len)) > 0 end),
+    timer:sleep(5),
+    exit(Lane, kill),
+    receive {Caller, Reply} -> ?assertEqual({error, {lane_down, killed}}, Reply) end,
+    atomics:sub(Inflight, Slot, 1),
+    ?assertMatch(#writer{count = 1}, strata_kvs:writer(Feed)),
+    ok = strata_kvs:check(Feed),
+    2 = strata_kvs:append(#note{id = 2}, Feed),
+    ?assertMatch(#writer{count = 2}, strata_kvs:writer(Feed)).
+
+%% Waits up to 5 s for Cond() to hold.
+wait_until(Cond) -> wait_until(Cond, 5000).
+
+wait_until(Cond, Ms) ->
+    case Cond() of
+        true -> ok;
+        false when Ms > 0 -> timer:sleep(1), wait_until(Cond, Ms - 1);
+        false -> error(condition_not_met)
+    end.
 
 %% Four appenders; two removers each remove one appender's entries as soon as they appear.
 appenders_and_removers(_Config) ->

@@ -26,6 +26,7 @@
 -define(LANES, 64).
 -define(MAX_BATCH, 512).
 -define(IDLE_MS, 5000).
+-define(SPIN_US, 100).
 -define(STATE, {?MODULE, state}).
 
 %% @doc Appends `Recs' to feed `F'; see strata_kvs_feed:append_now/2 for the result.
@@ -58,12 +59,28 @@ via_lane(Name, F, Recs) ->
 call_lane(Pid, F, Recs) ->
     MRef = monitor(process, Pid),
     Pid ! {append, self(), MRef, F, Recs},
+    await(MRef, erlang:monotonic_time(microsecond) + ?SPIN_US).
+
+%% The lane's reply. Until `Until' the caller yields to other processes between looks at its
+%% mailbox instead of blocking in `receive': a lane answers a batch within tens of
+%% microseconds, and a reply that finds its caller runnable wakes no sleeping scheduler, which
+%% on the lane's side is a system call for each reply. Then it blocks.
+await(MRef, Until) ->
     receive
         {MRef, Reply} ->
             demonitor(MRef, [flush]),
             Reply;
         {'DOWN', MRef, process, _, Reason} ->
             {error, {lane_down, Reason}}
+    after spin(Until) ->
+            erlang:yield(),
+            await(MRef, Until)
+    end.
+
+spin(Until) ->
+    case erlang:monotonic_time(microsecond) < Until of
+        true -> 0;
+        false -> infinity
     end.
 
 state() ->
