@@ -293,27 +293,50 @@ print(Rows, Systems, #{seconds := S, runs := Runs}) ->
     io:format("~nstrata_kvs feeds vs KVS on Mnesia: ~b s per run, median of ~b run(s), "
               "100 B payloads, ~b schedulers~n"
               "cells: operations/s (p50/p99 latency in us), then whether every feed's count "
-              "equals its linked entries afterwards~n~n",
+              "equals its linked entries afterwards; then strata's rate over each of the "
+              "others'~n~n",
               [S, Runs, erlang:system_info(schedulers_online)]),
     io:format("~-36s", ["workload"]),
     [io:format("~28s", [atom_to_list(Sys)]) || Sys <- Systems],
-    Ratio = lists:member(strata, Systems) andalso lists:member(mnesia_tx, Systems),
-    case Ratio of
-        true -> io:format("~14s~n", ["strata/tx"]);
-        false -> io:format("~n")
-    end,
+    Others = [Sys || Sys <- Systems, Sys =/= strata, lists:member(strata, Systems)],
+    [io:format("~14s", ["strata/" ++ short(Sys)]) || Sys <- Others],
+    io:format("~n"),
     [begin
          io:format("~-36s", [Name]),
          [io:format("~28s", [cell(R)]) || {_, R} <- Results],
-         case {lists:keyfind(strata, 1, Results), lists:keyfind(mnesia_tx, 1, Results)} of
-             {{_, {A, _, _, _}}, {_, {B, _, _, _}}} when B > 0 ->
-                 io:format("~13.2fx~n", [A / B]);
-             _ ->
-                 io:format("~n")
-         end
+         {_, {A, _, _, _}} = lists:keyfind(strata, 1, Results),
+         [case lists:keyfind(Sys, 1, Results) of
+              {_, {B, _, _, _}} when B > 0 -> io:format("~13.2fx", [A / B]);
+              _ -> io:format("~14s", ["-"])
+          end || Sys <- Others],
+         io:format("~n")
      end || {Name, Results} <- Rows],
     io:format("~n"),
+    targets(Rows),
     ok.
+
+short(mnesia_tx) -> "tx";
+short(mnesia_dirty) -> "dirty".
+
+%% The speed targets of strata_kvs (async durability), as absolute rates.
+targets(Rows) ->
+    case [R || {_, [{strata, _} | _]} = R <- Rows] of
+        [] ->
+            ok;
+        Strata ->
+            io:format("Targets:~n"),
+            [begin
+                 {_, [{strata, {Rate, _, _, _}} | _]} = lists:keyfind(Name, 1, Strata),
+                 io:format("- ~s: ~b/s (target ~b/s): ~s~n",
+                           [Name, round(Rate), Target,
+                            case Rate >= Target of true -> "met"; false -> "NOT met" end])
+             end || {Name, Target} <- [{"append, 1 process, 1 feed", 57000},
+                                       {"append, 8 processes, 1 shared feed", 57000},
+                                       {"append, 8 processes, 8 feeds", 114000},
+                                       {"pages of 100, 1 process", 4000}],
+                    lists:keymember(Name, 1, Strata)],
+            ok
+    end.
 
 cell({Rate, P50, P99, Ok}) ->
     lists:flatten(io_lib:format("~b (~b/~b) ~s", [round(Rate), P50, P99,
