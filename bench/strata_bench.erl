@@ -25,7 +25,7 @@ main([Mode, RawCmd, OutDir]) ->
                          mnesia_rows(P, Dir)]),
     After = run_raw(RawCmd, OutDir, "after"),
     [RawBin | _] = string:split(RawCmd, " "),
-    Paired = paired(P, RawBin, Dir),
+    Paired = paired(P, RawBin, Dir, OutDir),
     All = faster(Before, After) ++ Rows,
     report(All, Paired, drift(Before, After), P, OutDir),
     halt(0).
@@ -212,8 +212,9 @@ scan_page(I, Ops) ->
 %% a round of strata, each on its own store of `Ops' keys of 100 B loaded in hashed order, the
 %% order within a pair alternating. The tables' ratios divide figures measured minutes apart,
 %% over which this machine's speed drifts by tens of percent; a pair's ratio does not carry
-%% that drift, and the median of the pairs' ratios decides each target.
-paired(#{ops := Ops, pairs := Pairs}, RawBin, Dir) ->
+%% that drift, and the median of the pairs' ratios decides each target. The pairs are also
+%% written to OutDir/pairs.csv.
+paired(#{ops := Ops, pairs := Pairs}, RawBin, Dir, OutDir) ->
     progress("paired rounds for the targets: raw RocksDB and strata alternating, ~w pairs each",
              [Pairs]),
     Port = open_port({spawn_executable, RawBin},
@@ -233,6 +234,10 @@ paired(#{ops := Ops, pairs := Pairs}, RawBin, Dir) ->
                                                        {put8, "put", 8, 2, Put}]],
     ok = application:stop(strata),
     port_close(Port),
+    ok = file:write_file(filename:join(OutDir, "pairs.csv"),
+                         ["target,pair,strata_ops_per_s,raw_ops_per_s,ratio\n" |
+                          [io_lib:format("~s,~w,~w,~w,~.3f~n", [T, N, round(S), round(R), S / R])
+                           || {T, Ps} <- Result, {N, {S, R}} <- lists:enumerate(Ps)]]),
     maps:from_list(Result).
 
 %% One pair: {strata ops/s, raw ops/s}, raw first in odd pairs.
@@ -490,7 +495,7 @@ targets(Find, Paired) ->
     VsRaw = fun(Name, Target, Op, Procs, Threads, Factor) ->
                     Pairs = maps:get(Target, Paired),
                     Ratios = lists:sort([S / R || {S, R} <- Pairs]),
-                    Median = lists:nth((length(Ratios) + 1) div 2, Ratios),
+                    Median = median_of(Ratios),
                     Tables = case {Get(<<"strata">>, Op, 100, Procs, <<"async">>),
                                    Get(<<"raw">>, Op, 100, Threads, <<"async">>)} of
                                  {A, B} when is_number(A), is_number(B) ->
