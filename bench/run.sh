@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # make bench [MODE=quick|engines]: raw RocksDB (Rust), then strata, ETS, DETS and Mnesia from
-# Erlang, then strata's port engine against its NIF, all in one run on this machine. Results go
-# to bench/results/<time>-<mode>/. MODE=engines runs only the port-against-NIF comparison (at the
-# quick sizes).
+# Erlang, then paired rounds of raw and strata for the targets, then strata's port engine
+# against its NIF, all in one run on this machine. Results go to bench/results/<time>-<mode>/.
+# MODE=engines runs only the port-against-NIF comparison (at the quick sizes).
 set -euo pipefail
 mode=${1:-full}
 # The raw benchmark's sizes are those of the Erlang side (strata_bench:params/1): same keys.
@@ -38,7 +38,7 @@ echo "== memory: peak RSS of a node after loading $mem_keys keys of 100 B"
 erl_run -eval "strata_bench:memory([\"$out/data/memory\", \"$mem_keys\"])" | tee "$out/memory.csv"
 rm -rf "$out/data/memory"
 
-echo "== raw RocksDB (Rust, before and after), strata, ETS, DETS, Mnesia from Erlang (median of $runs runs)"
+echo "== raw RocksDB (Rust, before and after), strata, ETS, DETS, Mnesia from Erlang (median of $runs runs), paired rounds for the targets"
 erl_run -eval "strata_bench:main([\"$mode\", \"$CARGO_TARGET_DIR/release/strata_bench $ops $sync_ops $runs\", \"$out\"])"
 echo "== strata's port engine against its NIF (median of $runs runs)"
 erl_run -eval "strata_bench:engines([\"$mode\", \"$out\"])"

@@ -14,7 +14,8 @@
 %% @doc Entry point: `[Mode, RawCmd, OutDir]' with Mode `full' or `quick' and RawCmd the
 %% command line of the Rust benchmark. That runs before and after the Erlang workloads, and
 %% each raw row keeps the faster of its two medians: the ceiling is measured on both sides of
-%% the minutes this machine's speed can drift over, and never lower than it was.
+%% the minutes this machine's speed can drift over, and never lower than it was. Then the
+%% targets against raw RocksDB are measured in paired rounds (`paired/4'), which decide them.
 -spec main([string()]) -> no_return().
 main([Mode, RawCmd, OutDir]) ->
     P = params(list_to_atom(Mode)),
