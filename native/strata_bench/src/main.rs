@@ -138,7 +138,10 @@ fn main() {
     }
     let args: Vec<u64> = args
         .iter()
-        .map(|a| a.parse().expect("usage: strata_bench OPS SYNC_OPS RUNS | pair OPS"))
+        .map(|a| {
+            a.parse()
+                .expect("usage: strata_bench OPS SYNC_OPS RUNS | pair OPS")
+        })
         .collect();
     let (ops, sync_ops, runs) = match args[..] {
         [a, b, c] => (a, b, c.max(1)),
@@ -220,19 +223,21 @@ fn pair(ops: u64) {
     println!("ready");
     for line in std::io::stdin().lock().lines() {
         let line = line.expect("standard input");
-        let s = match line.split_whitespace().collect::<Vec<_>>()[..] {
-            ["get", t] => run(&db, &keys, t.parse().expect("threads"), |db: &DB, k| {
+        let (op, threads) = match line.split_whitespace().collect::<Vec<_>>()[..] {
+            [op @ ("get" | "put"), t] => (op, t.parse().expect("a thread count")),
+            _ => panic!("unknown request {line:?}: expected `get N` or `put N`"),
+        };
+        let s = if op == "get" {
+            run(&db, &keys, threads, |db: &DB, k| {
                 let cf = db.cf_handle("data").unwrap();
                 assert!(db.get_pinned_cf(cf, key(k)).unwrap().is_some());
-            }),
-            ["put", t] => {
-                let value = value.clone();
-                run(&db, &keys, t.parse().expect("threads"), move |db: &DB, k| {
-                    let cf = db.cf_handle("data").unwrap();
-                    db.put_cf(cf, key(k), &value).unwrap();
-                })
-            }
-            _ => panic!("unknown request {line:?}: expected `get N` or `put N`"),
+            })
+        } else {
+            let value = value.clone();
+            run(&db, &keys, threads, move |db: &DB, k| {
+                let cf = db.cf_handle("data").unwrap();
+                db.put_cf(cf, key(k), &value).unwrap();
+            })
         };
         println!("{:.0} {:.2} {:.2}", s.ops_per_s, s.p50_us, s.p99_us);
     }
