@@ -152,7 +152,7 @@ strata_rows(#{ops := Ops, sync_ops := SyncOps, runs := Runs, procs := ProcList} 
                                       filename:join(Dir, "strata-" ++ integer_to_list(Size))),
                   {ok, _} = application:ensure_all_started(strata),
                   Value = binary:copy(<<"v">>, Size),
-                  Load = fun() -> [ok = strata:put(key(I), Value) || I <- load_order(Ops)] end,
+                  Load = fun() -> load(Ops, Value) end,
                   Load(),
                   %% In this order: later steps read what earlier ones wrote. Gets come first,
                   %% on the store as loaded, as raw's do: after more rounds of puts, a get
@@ -160,11 +160,11 @@ strata_rows(#{ops := Ops, sync_ops := SyncOps, runs := Runs, procs := ProcList} 
                   %% sides' flushes fall at different points (strata's entries are larger).
                   Gets = [row("strata", "get", Size, N, "async",
                               median(Runs, fun() -> ok end,
-                                     fun() -> measure(N, Ops, fun(I) -> {ok, _} = strata:get(key(index(I, Ops))) end) end))
+                                     fun() -> measure(N, Ops, get_op(Ops)) end))
                           || N <- ProcList],
                   Puts = [row("strata", "put", Size, N, "async",
                               median(Runs, fun() -> ok end,
-                                     fun() -> measure(N, Ops, fun(I) -> ok = strata:put(key(index(I, Ops)), Value) end) end))
+                                     fun() -> measure(N, Ops, put_op(Ops, Value)) end))
                           || N <- ProcList],
                   Batches = [row("strata", "batch10", Size, N, "async",
                                  median(Runs, fun() -> ok end,
@@ -190,6 +190,14 @@ strata_rows(#{ops := Ops, sync_ops := SyncOps, runs := Runs, procs := ProcList} 
                   ok = application:stop(strata),
                   Puts ++ Gets ++ Deletes ++ Batches ++ Scans ++ TagScans ++ Sync
               end || Size <- ?VALUE_SIZES]).
+
+%% Stores every key of 0..Ops-1 once, in load_order.
+load(Ops, Value) ->
+    lists:foreach(fun(I) -> ok = strata:put(key(I), Value) end, load_order(Ops)).
+
+get_op(Ops) -> fun(I) -> {ok, _} = strata:get(key(index(I, Ops))) end.
+
+put_op(Ops, Value) -> fun(I) -> ok = strata:put(key(index(I, Ops)), Value) end.
 
 batch(I, Ops, Value) ->
     Writes = [{write, key(index(I * 10 + J, Ops)), Value} || J <- lists:seq(0, 9)],
@@ -225,9 +233,9 @@ paired(#{ops := Ops, pairs := Pairs}, RawBin, Dir, OutDir) ->
     application:set_env(strata, data_dir, filename:join(Dir, "strata-pair")),
     {ok, _} = application:ensure_all_started(strata),
     Value = binary:copy(<<"v">>, 100),
-    [ok = strata:put(key(I), Value) || I <- load_order(Ops)],
-    Get = fun(I) -> {ok, _} = strata:get(key(index(I, Ops))) end,
-    Put = fun(I) -> ok = strata:put(key(index(I, Ops)), Value) end,
+    load(Ops, Value),
+    Get = get_op(Ops),
+    Put = put_op(Ops, Value),
     %% Gets first, on the stores as loaded, as in the tables.
     Result = [{Target, [pair(N, Port, Procs, Threads, Ops, Fun, Op) || N <- lists:seq(1, Pairs)]}
               || {Target, Op, Procs, Threads, Fun} <- [{get1, "get", 1, 1, Get},
@@ -356,7 +364,7 @@ engines([Mode, OutDir]) ->
              application:set_env(strata, data_dir, Dir),
              application:set_env(strata, engine, Engine),
              {ok, _} = application:ensure_all_started(strata),
-             [ok = strata:put(key(I), Value) || I <- load_order(Ops)],
+             load(Ops, Value),
              Rows = [{{Op, Dur, N}, Engine,
                       row("strata_" ++ atom_to_list(Engine), atom_to_list(Op), 100, N,
                           atom_to_list(Dur),
@@ -390,7 +398,7 @@ count(sync, _Ops, SyncOps) -> SyncOps.
 engine_op(put, Dur, Ops, Value) ->
     fun(I) -> ok = strata:put(key(index(I, Ops)), Value, #{durability => Dur}) end;
 engine_op(get, _Dur, Ops, _Value) ->
-    fun(I) -> {ok, _} = strata:get(key(index(I, Ops))) end.
+    get_op(Ops).
 
 %%% Memory: run in a fresh node by bench/run.sh.
 
@@ -495,7 +503,7 @@ targets(Find, Paired) ->
     %% figures, measured minutes apart, are given beside it.
     VsRaw = fun(Name, Target, Op, Procs, Threads, Factor) ->
                     Pairs = maps:get(Target, Paired),
-                    Ratios = lists:sort([S / R || {S, R} <- Pairs]),
+                    Ratios = [S / R || {S, R} <- Pairs],
                     Median = median_of(Ratios),
                     Tables = case {Get(<<"strata">>, Op, 100, Procs, <<"async">>),
                                    Get(<<"raw">>, Op, 100, Threads, <<"async">>)} of
@@ -505,7 +513,7 @@ targets(Find, Paired) ->
                              end,
                     io_lib:format("- ~s: median of ~w paired rounds ~.2fx (pairs from ~.2fx to ~.2fx; "
                                   "median strata ~w, raw ~w ops/s; the tables give ~s) (target ~.2fx): ~s~n",
-                                  [Name, length(Ratios), Median, hd(Ratios), lists:last(Ratios),
+                                  [Name, length(Ratios), Median, lists:min(Ratios), lists:max(Ratios),
                                    round(median_of([S || {S, _} <- Pairs])),
                                    round(median_of([R || {_, R} <- Pairs])), Tables, Factor,
                                    Verdict(Median >= Factor)])

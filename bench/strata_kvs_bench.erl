@@ -304,9 +304,8 @@ print(Rows, Systems, #{seconds := S, runs := Runs}) ->
     [begin
          io:format("~-36s", [Name]),
          [io:format("~28s", [cell(R)]) || {_, R} <- Results],
-         {_, {A, _, _, _}} = lists:keyfind(strata, 1, Results),
-         [case lists:keyfind(Sys, 1, Results) of
-              {_, {B, _, _, _}} when B > 0 -> io:format("~13.2fx", [A / B]);
+         [case {lists:keyfind(strata, 1, Results), lists:keyfind(Sys, 1, Results)} of
+              {{_, {A, _, _, _}}, {_, {B, _, _, _}}} when B > 0 -> io:format("~13.2fx", [A / B]);
               _ -> io:format("~14s", ["-"])
           end || Sys <- Others],
          io:format("~n")
@@ -320,23 +319,18 @@ short(mnesia_dirty) -> "dirty".
 
 %% The speed targets of strata_kvs (async durability), as absolute rates.
 targets(Rows) ->
-    case [R || {_, [{strata, _} | _]} = R <- Rows] of
-        [] ->
-            ok;
-        Strata ->
-            io:format("Targets:~n"),
-            [begin
-                 {_, [{strata, {Rate, _, _, _}} | _]} = lists:keyfind(Name, 1, Strata),
-                 io:format("- ~s: ~b/s (target ~b/s): ~s~n",
-                           [Name, round(Rate), Target,
-                            case Rate >= Target of true -> "met"; false -> "NOT met" end])
-             end || {Name, Target} <- [{"append, 1 process, 1 feed", 57000},
-                                       {"append, 8 processes, 1 shared feed", 57000},
-                                       {"append, 8 processes, 8 feeds", 114000},
-                                       {"pages of 100, 1 process", 4000}],
-                    lists:keymember(Name, 1, Strata)],
-            ok
-    end.
+    Strata = [{Name, Rate} || {Name, Results} <- Rows,
+                              {strata, {Rate, _, _, _}} <- [lists:keyfind(strata, 1, Results)]],
+    [io:format("Targets:~n") || Strata =/= []],
+    [io:format("- ~s: ~b/s (target ~b/s): ~s~n",
+               [Name, round(Rate), Target,
+                case Rate >= Target of true -> "met"; false -> "NOT met" end])
+     || {Name, Target} <- [{"append, 1 process, 1 feed", 57000},
+                           {"append, 8 processes, 1 shared feed", 57000},
+                           {"append, 8 processes, 8 feeds", 114000},
+                           {"pages of 100, 1 process", 4000}],
+        {Name1, Rate} <- Strata, Name1 =:= Name],
+    ok.
 
 cell({Rate, P50, P99, Ok}) ->
     lists:flatten(io_lib:format("~b (~b/~b) ~s", [round(Rate), P50, P99,

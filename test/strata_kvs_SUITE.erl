@@ -538,25 +538,19 @@ a_lane_that_dies_answers_its_waiting_callers(_Config) ->
     Caller = spawn_link(fun() -> Parent ! {self(), strata_kvs:append(#note{id = 2}, Feed)} end),
     %% Wait until the request is in the lane's mailbox, then some more so that the caller has
     %% stopped yielding and blocks.
-    wait_until(fun() -> element(2, process_info(Lane, message_queue_len)) > 0 end),
+    ok = strata_test_util:wait_until(
+           fun() -> element(2, process_info(Lane, message_queue_len)) > 0 end, 5000),
     timer:sleep(5),
     exit(Lane, kill),
-    receive {Caller, Reply} -> ?assertEqual({error, {lane_down, killed}}, Reply) end,
+    receive
+        {Caller, Reply} -> ?assertEqual({error, {lane_down, killed}}, Reply)
+    after 5000 -> error(caller_not_answered)
+    end,
     atomics:sub(Inflight, Slot, 1),
     ?assertMatch(#writer{count = 1}, strata_kvs:writer(Feed)),
     ok = strata_kvs:check(Feed),
     2 = strata_kvs:append(#note{id = 2}, Feed),
     ?assertMatch(#writer{count = 2}, strata_kvs:writer(Feed)).
-
-%% Waits up to 5 s for Cond() to hold.
-wait_until(Cond) -> wait_until(Cond, 5000).
-
-wait_until(Cond, Ms) ->
-    case Cond() of
-        true -> ok;
-        false when Ms > 0 -> timer:sleep(1), wait_until(Cond, Ms - 1);
-        false -> error(condition_not_met)
-    end.
 
 %% Four appenders; two removers each remove one appender's entries as soon as they appear.
 appenders_and_removers(_Config) ->

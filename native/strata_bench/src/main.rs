@@ -150,27 +150,12 @@ fn main() {
     let keys = order(ops);
     for value_len in [100usize, 1024] {
         let dir = tempfile::tempdir().expect("temp dir");
-        let cfg = Config::new(dir.path());
-        let (opts, cfs) = db_options(&cfg);
-        let db = Arc::new(DB::open_cf_descriptors(&opts, dir.path(), cfs).unwrap());
         let value = vec![0xABu8; value_len];
-        let cf = db.cf_handle("data").unwrap();
-        for k in load_order(ops) {
-            db.put_cf(cf, key(k), &value).unwrap();
-        }
+        let db = loaded(&dir, ops, &value);
         let puts = |keys: &[u64], durability: &str| {
-            let sync = durability == "sync";
             for threads in [1usize, 2] {
                 let samples = (0..runs)
-                    .map(|_| {
-                        let value = value.clone();
-                        run(&db, keys, threads, move |db: &DB, k| {
-                            let mut wo = WriteOptions::default();
-                            wo.set_sync(sync);
-                            let cf = db.cf_handle("data").unwrap();
-                            db.put_cf_opt(cf, key(k), &value, &wo).unwrap();
-                        })
-                    })
+                    .map(|_| raw_puts(&db, keys, threads, &value, durability == "sync"))
                     .collect();
                 report(
                     "raw",
@@ -186,20 +171,44 @@ fn main() {
         // rounds of puts, a get searches a memtable holding what came since its last flush,
         // and the two sides' flushes fall at different points (strata's entries are larger).
         for threads in [1usize, 2] {
-            let samples = (0..runs)
-                .map(|_| {
-                    run(&db, &keys, threads, |db: &DB, k| {
-                        let cf = db.cf_handle("data").unwrap();
-                        assert!(db.get_pinned_cf(cf, key(k)).unwrap().is_some());
-                    })
-                })
-                .collect();
+            let samples = (0..runs).map(|_| raw_gets(&db, &keys, threads)).collect();
             report("raw", "get", value_len, threads, "async", median(samples));
         }
         puts(&keys, "async");
         puts(&keys[..(sync_ops.min(ops) as usize)], "sync");
     }
     core_puts(ops, runs);
+}
+
+/// Raw RocksDB in `dir` with strata's options, holding the keys of every index below `ops`
+/// with `value`, loaded in `load_order`.
+fn loaded(dir: &tempfile::TempDir, ops: u64, value: &[u8]) -> Arc<DB> {
+    let (opts, cfs) = db_options(&Config::new(dir.path()));
+    let db = Arc::new(DB::open_cf_descriptors(&opts, dir.path(), cfs).unwrap());
+    let cf = db.cf_handle("data").unwrap();
+    for k in load_order(ops) {
+        db.put_cf(cf, key(k), value).unwrap();
+    }
+    db
+}
+
+/// A round of raw gets of `keys` from `threads` threads; every key must be there.
+fn raw_gets(db: &Arc<DB>, keys: &[u64], threads: usize) -> Sample {
+    run(db, keys, threads, |db: &DB, k| {
+        let cf = db.cf_handle("data").unwrap();
+        assert!(db.get_pinned_cf(cf, key(k)).unwrap().is_some());
+    })
+}
+
+/// A round of raw puts of `value` under `keys` from `threads` threads.
+fn raw_puts(db: &Arc<DB>, keys: &[u64], threads: usize, value: &[u8], sync: bool) -> Sample {
+    let value = value.to_vec();
+    run(db, keys, threads, move |db: &DB, k| {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(sync);
+        let cf = db.cf_handle("data").unwrap();
+        db.put_cf_opt(cf, key(k), &value, &wo).unwrap();
+    })
 }
 
 /// Paired rounds: raw RocksDB with strata's options, one database of `ops` keys with 100 B
@@ -211,33 +220,22 @@ fn main() {
 /// end of its input.
 fn pair(ops: u64) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let cfg = Config::new(dir.path());
-    let (opts, cfs) = db_options(&cfg);
-    let db = Arc::new(DB::open_cf_descriptors(&opts, dir.path(), cfs).unwrap());
     let value = vec![0xABu8; 100];
-    let cf = db.cf_handle("data").unwrap();
-    for k in load_order(ops) {
-        db.put_cf(cf, key(k), &value).unwrap();
-    }
+    let db = loaded(&dir, ops, &value);
     let keys = order(ops);
     println!("ready");
     for line in std::io::stdin().lock().lines() {
         let line = line.expect("standard input");
-        let (op, threads) = match line.split_whitespace().collect::<Vec<_>>()[..] {
-            [op @ ("get" | "put"), t] => (op, t.parse().expect("a thread count")),
+        let s = match line.split_whitespace().collect::<Vec<_>>()[..] {
+            ["get", t] => raw_gets(&db, &keys, t.parse().expect("a thread count")),
+            ["put", t] => raw_puts(
+                &db,
+                &keys,
+                t.parse().expect("a thread count"),
+                &value,
+                false,
+            ),
             _ => panic!("unknown request {line:?}: expected `get N` or `put N`"),
-        };
-        let s = if op == "get" {
-            run(&db, &keys, threads, |db: &DB, k| {
-                let cf = db.cf_handle("data").unwrap();
-                assert!(db.get_pinned_cf(cf, key(k)).unwrap().is_some());
-            })
-        } else {
-            let value = value.clone();
-            run(&db, &keys, threads, move |db: &DB, k| {
-                let cf = db.cf_handle("data").unwrap();
-                db.put_cf(cf, key(k), &value).unwrap();
-            })
         };
         println!("{:.0} {:.2} {:.2}", s.ops_per_s, s.p50_us, s.p99_us);
     }
