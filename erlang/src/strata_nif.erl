@@ -111,8 +111,8 @@ delete_dirty(_Store, _Key) -> ?NOT_LOADED.
 
 %% @doc Validates read versions and applies writes atomically (async durability), without
 %% waiting; as {@link put/3}. `Snap' is the snapshot every read came from, or `latest' when
-%% they did not come from one snapshot: with a snapshot, reads of a partition nobody wrote
-%% since are valid without being looked up again.
+%% they did not come from one snapshot: with a snapshot, reads of keys nobody wrote since
+%% are valid without being looked up again.
 -spec commit(store(), snapshot() | latest, [read()], [write()]) ->
           ok | {queued, reference()} | would_block | error().
 commit(_Store, _Snap, _Reads, _Writes) -> ?NOT_LOADED.

@@ -213,8 +213,8 @@ commit(Reads, Writes, Durability, Timeout) ->
     commit(latest, Reads, Writes, Durability, Timeout).
 
 %% @doc {@link commit/4} of reads that all came from snapshot `Snap' (`latest': they did not
-%% come from one snapshot). The NIF then takes reads of a partition nobody wrote since the
-%% snapshot as valid without looking them up again; the port engine looks every read up.
+%% come from one snapshot). The NIF then takes reads of keys nobody wrote since the snapshot
+%% as valid without looking them up again; the port engine looks every read up.
 -spec commit(snapshot() | latest, [strata_nif:read()], [strata_nif:write()],
              durability(), timeout()) ->
           ok | {error, term()}.

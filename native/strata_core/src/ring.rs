@@ -114,7 +114,7 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
     })
 }
 
-fn fmix64(mut k: u64) -> u64 {
+pub(crate) fn fmix64(mut k: u64) -> u64 {
     k ^= k >> 33;
     k = k.wrapping_mul(FMIX_C1);
     k ^= k >> 33;

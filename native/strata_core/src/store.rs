@@ -161,10 +161,12 @@ pub(crate) struct Inner {
     /// Per partition: the last sequence number given out. The mutex is the partition's write
     /// lock: it is held from validation to the end of the RocksDB write.
     pub(crate) seqs: Vec<Mutex<u64>>,
-    /// Per partition: a RocksDB sequence number at or after the last write to it, set under
-    /// the write gate. A snapshot taken at or after it reads the partition as it is now, so a
-    /// commit need not look up again what it read there (see `Commit::snapshot`).
-    pub(crate) written: Vec<AtomicU64>,
+    /// Per slot of keys (`written_slot`): a RocksDB sequence number at or after the last write
+    /// to any key of the slot, set under the write gate. A snapshot taken at or after it reads
+    /// those keys as they are now, so a commit need not look up again what it read there (see
+    /// `Commit::snapshot`). Slots rather than partitions: keys that share a partition, such as
+    /// two feeds, would otherwise make each other's reads be looked up again at every commit.
+    pub(crate) written: Box<[AtomicU64]>,
     /// The write gate: held by whoever is applying a commit (a scheduler inline, a dirty
     /// caller or the writer thread), so at most one thread is inside a RocksDB write. An async
     /// commit that finds it taken does not wait, in RocksDB's writer queue (a waiting scheduler
@@ -176,6 +178,26 @@ pub(crate) struct Inner {
     pub(crate) partitions: u16,
     /// Every snapshot handed out, so that closing the store can release them first.
     snapshots: snapshot::Registry,
+}
+
+/// Slots of `Inner::written`, a power of two: 128 KiB of counters.
+const WRITTEN_SLOTS: usize = 1 << 14;
+
+/// The slot of `Inner::written` a data key belongs to. Not part of the storage format: it
+/// lives in memory only, and a change of it needs no migration. Reads 8 bytes at a time, as
+/// it is computed for every key a commit reads or writes.
+pub(crate) fn written_slot(key: &[u8]) -> usize {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut chunks = key.chunks_exact(8);
+    let mut h = key.len() as u64;
+    for c in &mut chunks {
+        h = (h ^ u64::from_le_bytes(c.try_into().expect("8 bytes"))).wrapping_mul(K);
+        h = h.rotate_left(29);
+    }
+    let mut tail = [0u8; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    h = (h ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    (ring::fmix64(h) as usize) & (WRITTEN_SLOTS - 1)
 }
 
 impl Inner {
@@ -263,9 +285,7 @@ impl Store {
         // Writes before the open are older than any snapshot taken from now on.
         let opened = db.latest_sequence_number();
         let inner = Arc::new(Inner {
-            written: (0..cfg.partitions)
-                .map(|_| AtomicU64::new(opened))
-                .collect(),
+            written: (0..WRITTEN_SLOTS).map(|_| AtomicU64::new(opened)).collect(),
             db,
             seqs,
             gate: Mutex::new(()),

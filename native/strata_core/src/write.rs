@@ -17,8 +17,8 @@
 //! if applied one by one.
 
 use crate::store::{
-    with_read_opts, Inner, LogRecord, Stored, CF_DATA, CF_LOG, FLAG_LIVE, FLAG_TOMBSTONE, HEADER,
-    MAX_VALUE_BYTES,
+    with_read_opts, written_slot, Inner, LogRecord, Stored, CF_DATA, CF_LOG, FLAG_LIVE,
+    FLAG_TOMBSTONE, HEADER, MAX_VALUE_BYTES,
 };
 use crate::{etf, Error, Store};
 use crossbeam::channel::{self, Receiver, Sender, TrySendError};
@@ -126,8 +126,9 @@ pub struct Commit {
     pub reads: Vec<ReadCheck>,
     /// Writes to apply if every read still has its version.
     pub writes: Vec<Write>,
-    /// `Store::seq_of` the snapshot every read came from, if they did. Then a read of a
-    /// partition nobody wrote since that snapshot is valid without looking the key up again.
+    /// `Store::seq_of` the snapshot every read came from, if they did. Then a read of a key
+    /// nobody wrote since that snapshot (nor any key sharing its slot of `Inner::written`) is
+    /// valid without looking the key up again.
     pub snapshot: Option<u64>,
 }
 
@@ -244,16 +245,6 @@ impl<'a> Locked<'a> {
         **g
     }
 
-    /// Records, for every partition this batch wrote, that its last write is visible from
-    /// RocksDB sequence number `seq` on. Called under the gate, once the batch is written.
-    fn written(&self, inner: &Inner, seq: u64) {
-        for (p, g, saved) in &self.guards {
-            if **g != *saved {
-                inner.written[*p].store(seq, Ordering::Relaxed);
-            }
-        }
-    }
-
     fn rollback(&mut self) {
         for (_, g, saved) in &mut self.guards {
             **g = *saved;
@@ -286,11 +277,13 @@ fn build<'c>(
         } = &mut **c;
         let mut conflicts = Vec::new();
         for (i, r) in reads.iter().enumerate() {
-            let p = partition(&r.key)?;
             let current = match written.get(r.key.as_slice()) {
                 Some(v) => *v,
-                // Nothing written to its partition since the snapshot it was read from.
-                None if snapshot.is_some_and(|s| inner.written[p].load(Ordering::Relaxed) <= s) => {
+                // Nothing written to its slot of keys since the snapshot it was read from.
+                None if snapshot.is_some_and(|s| {
+                    inner.written[written_slot(&r.key)].load(Ordering::Relaxed) <= s
+                }) =>
+                {
                     r.version
                 }
                 None => {
@@ -645,8 +638,16 @@ fn apply(
     };
     match written {
         Ok(()) => {
-            // At least this batch's last sequence number (only the gate holder writes data).
-            locked.written(inner, inner.db.latest_sequence_number());
+            // At least this batch's last sequence number (only the gate holder writes data):
+            // the keys it wrote are visible from there on.
+            let seq = inner.db.latest_sequence_number();
+            for (c, r) in commits.iter().zip(&results) {
+                if r.is_ok() {
+                    for w in &c.writes {
+                        inner.written[written_slot(&w.key)].store(seq, Ordering::Relaxed);
+                    }
+                }
+            }
             Ok(results)
         }
         Err(e) => {

@@ -114,18 +114,20 @@ fn a_data_key_is_the_partition_then_the_encoding() {
 }
 
 #[test]
-fn reads_from_a_snapshot_are_looked_up_again_only_where_their_partition_changed() {
+fn reads_from_a_snapshot_are_looked_up_again_only_where_their_slot_changed() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
-    let names: Vec<String> = (0..64).map(|i| format!("k{i}")).collect();
+    let names: Vec<String> = (0..200_000).map(|i| format!("k{i}")).collect();
     let a = &names[0];
-    let same = names[1..]
+    let slot = |k: &str| written_slot(&key(&s, k));
+    let same_slot = names[1..].iter().find(|k| slot(k) == slot(a)).unwrap();
+    let same_partition = names[1..]
         .iter()
-        .find(|k| part(&s, k) == part(&s, a))
+        .find(|k| part(&s, k) == part(&s, a) && slot(k) != slot(a))
         .unwrap();
     let other = names[1..]
         .iter()
-        .find(|k| part(&s, k) != part(&s, a))
+        .find(|k| part(&s, k) != part(&s, a) && slot(k) != slot(a))
         .unwrap();
     put(&s, a, b"1");
     let read_a = |snap: &Snapshot, version: u64| Commit {
@@ -138,15 +140,18 @@ fn reads_from_a_snapshot_are_looked_up_again_only_where_their_partition_changed(
     };
     let (seen, _) = get(&s, a);
 
-    // Nothing written to a's partition since the snapshot: the version is not looked up, so
-    // even a wrong one passes (the engine trusts reads that came from the snapshot).
-    let snap = s.snapshot();
-    put(&s, other, b"elsewhere");
-    assert_eq!(s.commit(&mut read_a(&snap, seen + 1000), true), Ok(()));
+    // Nothing written to a's slot since the snapshot, in its partition or elsewhere: the
+    // version is not looked up, so even a wrong one passes (the engine trusts reads that came
+    // from the snapshot).
+    for k in [other, same_partition] {
+        let snap = s.snapshot();
+        put(&s, k, b"beside");
+        assert_eq!(s.commit(&mut read_a(&snap, seen + 1000), true), Ok(()));
+    }
 
-    // Another key of the partition written since: looked up, and unchanged.
+    // Another key of the slot written since: looked up, and unchanged.
     let snap = s.snapshot();
-    put(&s, same, b"beside");
+    put(&s, same_slot, b"beside");
     assert_eq!(s.commit(&mut read_a(&snap, seen), true), Ok(()));
     assert_eq!(
         s.commit(&mut read_a(&snap, seen + 1000), true),
