@@ -187,7 +187,8 @@ const WRITTEN_SLOTS: usize = 1 << 10;
 
 /// The slot of `Inner::written` a data key belongs to. Not part of the storage format: it
 /// lives in memory only, and a change of it needs no migration. Reads 8 bytes at a time, as
-/// it is computed for every key a commit reads or writes.
+/// it is computed for every key a commit reads or writes; `ring::hash64`, which is part of
+/// the format, takes one multiplication per byte.
 pub(crate) fn written_slot(key: &[u8]) -> usize {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut chunks = key.chunks_exact(8);

@@ -117,18 +117,18 @@ fn a_data_key_is_the_partition_then_the_encoding() {
 fn reads_from_a_snapshot_are_looked_up_again_only_where_their_slot_changed() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
-    let names: Vec<String> = (0..200_000).map(|i| format!("k{i}")).collect();
-    let a = &names[0];
+    let a = "k0";
     let slot = |k: &str| written_slot(&key(&s, k));
-    let same_slot = names[1..].iter().find(|k| slot(k) == slot(a)).unwrap();
-    let same_partition = names[1..]
-        .iter()
-        .find(|k| part(&s, k) == part(&s, a) && slot(k) != slot(a))
-        .unwrap();
-    let other = names[1..]
-        .iter()
-        .find(|k| part(&s, k) != part(&s, a) && slot(k) != slot(a))
-        .unwrap();
+    // The first other key that `pred` accepts.
+    let find = |pred: &dyn Fn(&str) -> bool| {
+        (1..100_000)
+            .map(|i| format!("k{i}"))
+            .find(|k| pred(k))
+            .unwrap()
+    };
+    let same_slot = &find(&|k| slot(k) == slot(a));
+    let same_partition = &find(&|k| part(&s, k) == part(&s, a) && slot(k) != slot(a));
+    let other = &find(&|k| part(&s, k) != part(&s, a) && slot(k) != slot(a));
     put(&s, a, b"1");
     let read_a = |snap: &Snapshot, version: u64| Commit {
         reads: vec![ReadCheck {
